@@ -1,0 +1,94 @@
+"""persistkit-core: files that are either wholly old or wholly new, whatever happens.
+
+The write protocol every persistkit package uses: a temporary file beside the target,
+``fsync``, one rename, and an ``fsync`` of the directory. ``durability="durable"`` (the
+default) means a call's result survives power loss once it returns; ``"atomic"`` skips the
+fsyncs and only survives a process crash.
+
+Example:
+    >>> from persistkit.core import atomic_write
+    >>> with atomic_write("settings.json") as f:  # doctest: +SKIP
+    ...     f.write("{}")
+"""
+
+from persistkit.core import _platform  # noqa: F401 - refuses unsupported platforms on import
+from persistkit.core._batch import Batch
+from persistkit.core._capabilities import Capabilities, capabilities
+from persistkit.core._durability import Durability
+from persistkit.core._folder import FileMode, atomic_file, atomic_folder
+from persistkit.core._formats import Codec, resolve_format
+from persistkit.core._lock import FileLock
+from persistkit.core._primitives import (
+    exchange,
+    fsync_dir,
+    move_atomic,
+    remove,
+    rename,
+    replace_atomic,
+)
+from persistkit.core._sweep import sweep
+from persistkit.core._temp import WriteResult
+from persistkit.core._values import read_value, write_value
+from persistkit.core._writer import AtomicWriter, atomic_write, write_bytes, write_text
+from persistkit.core.errors import (
+    CorruptFileError,
+    CrossDeviceError,
+    FormatError,
+    InvalidArgumentError,
+    InvalidNameError,
+    LockTimeoutError,
+    NotDurableError,
+    PersistkitError,
+    PersistkitOSError,
+    SerializationError,
+    SyncError,
+    TargetExistsError,
+    TargetIsDirectoryError,
+    UnsupportedOperationError,
+    UnsupportedPlatformError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AtomicWriter",
+    "Batch",
+    "Capabilities",
+    "Codec",
+    "CorruptFileError",
+    "CrossDeviceError",
+    "Durability",
+    "FileLock",
+    "FileMode",
+    "FormatError",
+    "InvalidArgumentError",
+    "InvalidNameError",
+    "LockTimeoutError",
+    "NotDurableError",
+    "PersistkitError",
+    "PersistkitOSError",
+    "SerializationError",
+    "SyncError",
+    "TargetExistsError",
+    "TargetIsDirectoryError",
+    "UnsupportedOperationError",
+    "UnsupportedPlatformError",
+    "WriteResult",
+    "__version__",
+    "atomic_file",
+    "atomic_folder",
+    "atomic_write",
+    "capabilities",
+    "exchange",
+    "fsync_dir",
+    "move_atomic",
+    "read_value",
+    "remove",
+    "rename",
+    "replace_atomic",
+    "resolve_format",
+    "sweep",
+    "write_bytes",
+    "write_text",
+    "write_value",
+]

@@ -1,0 +1,201 @@
+"""Group commit: many writes staged, then published together after one flush of the disk."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import IO, Any
+
+from persistkit.core import _fs, _primitives
+from persistkit.core._durability import Durability, check_durability
+from persistkit.core._temp import StagedFile, WriteResult, resolve_target, stage
+from persistkit.core.errors import InvalidArgumentError, SyncError
+
+PathArg = str | os.PathLike[str]
+
+
+class Batch:
+    """Stage many atomic writes and publish them together, sharing the cost of durability.
+
+    Each write inside a batch is staged as a temporary file beside its target. When the batch
+    commits (on leaving its ``with`` block, or by `commit`), persistkit flushes each
+    filesystem once (``syncfs(2)``; one fsync per file where syncfs does not exist), renames
+    every file into place and fsyncs each directory once. On this project's test disk that is
+    about 4x cheaper per file than separate durable writes, which pay two flushes each.
+
+    Guarantees: every file is individually atomic (old or new content, never a mix). Files
+    become visible when the batch commits, not before; once `commit` returns they are all
+    durable. The batch as a whole is not a transaction: a crash during the renames can publish
+    some files and not others. If the ``with`` block raises, nothing staged is published.
+
+    Writing the same path twice in one batch keeps only the last content.
+
+    Args:
+        durability: ``"durable"`` or ``"atomic"`` (no flush at all).
+        max_pending: commit automatically once this many files are staged, which bounds the
+            open descriptors (each staged file holds one).
+
+    Example:
+        >>> with Batch() as batch:  # doctest: +SKIP
+        ...     for name, data in blobs.items():
+        ...         batch.write_bytes(f"out/{name}", data)
+    """
+
+    def __init__(self, *, durability: Durability = "durable", max_pending: int = 256) -> None:
+        if max_pending < 1:
+            raise InvalidArgumentError("max_pending must be at least 1")
+        self._fsync = check_durability(durability)
+        self._max_pending = max_pending
+        self._pending: dict[str, StagedFile] = {}
+        self.results: list[WriteResult] = []
+
+    def write_bytes(
+        self,
+        path: PathArg,
+        data: bytes | bytearray | memoryview,
+        *,
+        overwrite: bool = True,
+        follow_symlinks: bool = True,
+        xattrs: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Stage ``data`` as the new content of ``path``; it is published on commit."""
+        staged = self._stage(path, overwrite, follow_symlinks, xattrs)
+        try:
+            _fs.write_all(staged.fd, data, staged.path)
+        except BaseException:
+            staged.discard()
+            raise
+        self._add(staged)
+
+    def write_text(
+        self,
+        path: PathArg,
+        text: str,
+        *,
+        encoding: str = "utf-8",
+        overwrite: bool = True,
+        follow_symlinks: bool = True,
+        xattrs: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Stage ``text`` as the new content of ``path``; it is published on commit."""
+        self.write_bytes(
+            path,
+            text.encode(encoding),
+            overwrite=overwrite,
+            follow_symlinks=follow_symlinks,
+            xattrs=xattrs,
+        )
+
+    @contextlib.contextmanager
+    def atomic_write(
+        self,
+        path: PathArg,
+        mode: str = "w",
+        *,
+        overwrite: bool = True,
+        follow_symlinks: bool = True,
+        xattrs: Mapping[str, bytes] | None = None,
+        **open_kwargs: Any,
+    ) -> Iterator[IO[Any]]:
+        """Open a staged file for writing; it is published on commit, not on leaving the block."""
+        staged = self._stage(path, overwrite, follow_symlinks, xattrs)
+        try:
+            with open(
+                staged.path, mode, opener=lambda _p, _f: os.dup(staged.fd), **open_kwargs
+            ) as f:
+                yield f
+        except BaseException:
+            staged.discard()
+            raise
+        self._add(staged)
+
+    def _stage(
+        self,
+        path: PathArg,
+        overwrite: bool,
+        follow_symlinks: bool,
+        xattrs: Mapping[str, bytes] | None,
+    ) -> StagedFile:
+        return stage(resolve_target(path, follow_symlinks), overwrite=overwrite, xattrs=xattrs)
+
+    def _add(self, staged: StagedFile) -> None:
+        superseded = self._pending.pop(staged.target, None)
+        if superseded is not None:
+            superseded.discard()
+        self._pending[staged.target] = staged
+        if len(self._pending) >= self._max_pending:
+            self.commit()
+
+    def commit(self) -> list[WriteResult]:
+        """Flush, publish and make durable everything staged so far.
+
+        Returns:
+            The results of this commit, in staging order (also appended to `results`).
+
+        Raises:
+            SyncError: a flush failed; nothing of this commit was published.
+        """
+        pending = list(self._pending.values())
+        self._pending.clear()
+        if not pending:
+            return []
+        published: list[StagedFile] = []
+        try:
+            if self._fsync:
+                _flush(pending)
+            for staged in pending:
+                staged.publish(sync_directory=False)
+                published.append(staged)
+        except BaseException:
+            for staged in pending[len(published) :]:
+                staged.discard()
+            raise
+        durable = self._fsync and _primitives.sync_parents(
+            *(name for staged in pending for name in (staged.target, staged.path))
+        )
+        results = [WriteResult(staged.target, durable) for staged in pending]
+        self.results.extend(results)
+        return results
+
+    def discard(self) -> None:
+        """Throw away everything staged and not yet committed."""
+        pending = list(self._pending.values())
+        self._pending.clear()
+        for staged in pending:
+            staged.discard()
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def _flush(pending: list[StagedFile]) -> None:
+    """Make every staged file's content durable with one syncfs per filesystem."""
+    by_device: dict[int, list[StagedFile]] = {}
+    for staged in pending:
+        by_device.setdefault(os.fstat(staged.fd).st_dev, []).append(staged)
+    for group in by_device.values():
+        first = group[0]
+        try:
+            flushed = _fs.syncfs(first.fd, first.path)
+        except OSError as error:
+            raise SyncError(
+                error.errno,
+                f"syncfs failed ({error.strerror}); no file of this batch was published",
+                first.target,
+            ) from error
+        if not flushed:  # pragma: no cover - platforms without syncfs(2)
+            for staged in group:
+                staged.sync()

@@ -1,0 +1,150 @@
+"""What a mount supports, probed once per device and remembered."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+
+from persistkit.core import _fs, _names, _syscalls
+
+_XATTR_LIMIT = 65536  # XATTR_SIZE_MAX in include/uapi/linux/limits.h
+_PROBE_ATTR = "user.persistkit.probe"
+
+_cache: dict[int, Capabilities] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What one mounted filesystem supports.
+
+    Attributes:
+        device: the ``st_dev`` these answers hold for.
+        rename_noreplace: create-only rename (``RENAME_NOREPLACE``) works; where it does not,
+            persistkit publishes create-only with ``link`` + ``unlink``, which is as atomic.
+        rename_exchange: atomic swap of two names (``RENAME_EXCHANGE``) works; without it,
+            replacing a whole folder atomically is impossible and is refused.
+        user_xattrs: ``user.*`` extended attributes can be set on regular files.
+        xattr_max_size: the largest single ``user.*`` value a fresh file accepts (0 if none).
+        dir_fsync: fsync on a directory works; where it does not, renames are atomic but not
+            known to be durable.
+    """
+
+    device: int
+    rename_noreplace: bool
+    rename_exchange: bool
+    user_xattrs: bool
+    xattr_max_size: int
+    dir_fsync: bool
+
+
+def capabilities(path: str | os.PathLike[str]) -> Capabilities:
+    """Report what the filesystem holding ``path`` supports.
+
+    The first call for a device creates a small hidden probe folder in ``path`` (or in its
+    parent when ``path`` is a file), tries each operation, and removes the folder; the answer
+    is cached for the life of the process.
+
+    Args:
+        path: an existing directory (or file) on the filesystem to probe; it must be writable.
+
+    Returns:
+        The `Capabilities` of that filesystem.
+
+    Raises:
+        OSError: ``path`` does not exist or is not writable.
+
+    Example:
+        >>> caps = capabilities(".")
+        >>> caps.rename_exchange in (True, False)
+        True
+    """
+    directory = os.fspath(path)
+    if not os.path.isdir(directory):
+        directory = os.path.dirname(os.path.abspath(directory))
+    device = os.stat(directory).st_dev
+    cached = _cache.get(device)
+    if cached is not None:
+        return cached
+    with _cache_lock:
+        cached = _cache.get(device)
+        if cached is None:
+            cached = _probe(directory, device)
+            _cache[device] = cached
+    return cached
+
+
+def known_capabilities(device: int) -> Capabilities | None:
+    """Return the cached answer for ``device`` without probing."""
+    return _cache.get(device)
+
+
+def _probe(directory: str, device: int) -> Capabilities:
+    probe = os.path.join(directory, _names.temp_name_for("persistkit-probe"))
+    os.mkdir(probe, 0o700)
+    try:
+        first, second, third = (os.path.join(probe, name) for name in ("a", "b", "c"))
+        for name in (first, second):
+            with open(name, "wb"):
+                pass
+        noreplace = _try_rename(first, third, _syscalls.RENAME_NOREPLACE)
+        if not noreplace:
+            os.rename(first, third)
+        exchange = _try_rename(second, third, _syscalls.RENAME_EXCHANGE)
+        max_size = _xattr_max_size(third)
+        dir_fsync = _dir_fsync_works(probe)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+    return Capabilities(
+        device=device,
+        rename_noreplace=noreplace,
+        rename_exchange=exchange,
+        user_xattrs=max_size > 0,
+        xattr_max_size=max_size,
+        dir_fsync=dir_fsync,
+    )
+
+
+def _try_rename(src: str, dst: str, flags: int) -> bool:
+    try:
+        _syscalls.renameat2(src, dst, flags)
+    except _syscalls.RenameFlagsUnavailableError:
+        return False
+    except OSError as error:
+        if error.errno in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False
+        raise
+    return True
+
+
+def _xattr_fits(path: str, size: int) -> bool:
+    try:
+        _fs.setxattr_path(path, _PROBE_ATTR, b"x" * size)
+    except OSError:
+        return False
+    return True
+
+
+def _xattr_max_size(path: str) -> int:
+    if not _xattr_fits(path, 1):
+        return 0
+    if _xattr_fits(path, _XATTR_LIMIT):
+        return _XATTR_LIMIT
+    low, high = 1, _XATTR_LIMIT  # low fits, high does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _xattr_fits(path, middle):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _dir_fsync_works(path: str) -> bool:
+    with contextlib.suppress(OSError):
+        return _fs.fsync_directory(path)
+    return False

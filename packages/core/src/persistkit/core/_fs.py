@@ -1,0 +1,159 @@
+"""The filesystem-call boundary.
+
+Every call by which persistkit changes something on disk passes through one function here.
+That single seam is what `persistkit.core.testing` hooks to crash a process at its k-th
+filesystem call or to make a chosen call fail with a chosen errno; nothing else in persistkit
+patches the OS.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from collections.abc import Callable
+
+from persistkit.core import _platform, _syscalls
+
+Observer = Callable[[str, str], None]
+
+_observer: Observer | None = None
+
+# A directory fsync answered with one of these means "this filesystem does not do that"
+# (some FUSE and network mounts), not "your data is lost".
+_DIR_FSYNC_REFUSED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF})
+
+
+def set_observer(observer: Observer | None) -> Observer | None:
+    """Install the hook every filesystem call reports to; return the previous one."""
+    global _observer
+    previous, _observer = _observer, observer
+    return previous
+
+
+def checkpoint(call: str, path: str) -> None:
+    """Report a filesystem call that is about to happen."""
+    if _observer is not None:
+        _observer(call, path)
+
+
+def create_exclusive(path: str, mode: int = 0o666) -> int:
+    """Create and open a new file for writing; fail if the name exists."""
+    checkpoint("create", path)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview, path: str) -> None:
+    """Write every byte of ``data`` to ``fd``, looping over short writes."""
+    checkpoint("write", path)
+    view = memoryview(data).cast("B")
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def fchmod(fd: int, mode: int, path: str) -> None:
+    """Set the permission bits of an open file."""
+    checkpoint("chmod", path)
+    os.fchmod(fd, mode)
+
+
+def setxattr(fd: int, name: str, value: bytes, path: str) -> None:
+    """Set an extended attribute on an open file."""
+    checkpoint("setxattr", path)
+    if hasattr(os, "setxattr"):
+        os.setxattr(fd, name, value)
+    else:  # pragma: no cover - macOS only
+        import xattr  # noqa: PLC0415 - only macOS needs the package
+
+        xattr.setxattr(fd, name, value)
+
+
+def fsync(fd: int, path: str) -> None:
+    """Flush a file's data and metadata to stable storage.
+
+    On macOS ``fsync`` only reaches the drive's cache; ``F_FULLFSYNC`` reaches the platter
+    (fsync(2) on macOS says so), so it is used where the filesystem accepts it.
+    """
+    checkpoint("fsync", path)
+    if _platform.IS_MACOS:  # pragma: no cover - macOS only
+        try:
+            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)  # type: ignore[attr-defined] # macOS-only name
+        except OSError as error:
+            if error.errno not in (errno.ENOTSUP, errno.EINVAL):
+                raise
+        else:
+            return
+    os.fsync(fd)
+
+
+def fsync_directory(path: str) -> bool:
+    """Fsync a directory so the names in it survive power loss.
+
+    Returns:
+        True when the directory was synced; False when the filesystem refused directory
+        fsync, in which case renames in it are atomic but not known to be durable.
+    """
+    checkpoint("fsync_dir", path)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno in _DIR_FSYNC_REFUSED:
+            return False
+        raise
+    finally:
+        os.close(fd)
+    return True
+
+
+def syncfs(fd: int, path: str) -> bool:
+    """Flush the whole filesystem holding ``fd``; return False where syncfs is unavailable."""
+    checkpoint("syncfs", path)
+    return _syscalls.syncfs(fd)
+
+
+def replace(src: str, dst: str) -> None:
+    """Rename ``src`` over ``dst``."""
+    checkpoint("rename", dst)
+    os.replace(src, dst)
+
+
+def rename_flags(src: str, dst: str, flags: int) -> None:
+    """Rename with renameat2 flags (``RENAME_NOREPLACE``/``RENAME_EXCHANGE``)."""
+    checkpoint("renameat2", dst)
+    _syscalls.renameat2(src, dst, flags)
+
+
+def link(src: str, dst: str) -> None:
+    """Create the hard link ``dst`` to ``src``; fail if ``dst`` exists."""
+    checkpoint("link", dst)
+    os.link(src, dst, follow_symlinks=False)
+
+
+def unlink(path: str) -> None:
+    """Remove a file name."""
+    checkpoint("unlink", path)
+    os.unlink(path)
+
+
+def mkdir(path: str, mode: int = 0o777) -> None:
+    """Create a directory (the umask applies to ``mode``)."""
+    checkpoint("mkdir", path)
+    os.mkdir(path, mode)
+
+
+def rmdir(path: str) -> None:
+    """Remove an empty directory."""
+    checkpoint("rmdir", path)
+    os.rmdir(path)
+
+
+def setxattr_path(path: str, name: str, value: bytes) -> None:
+    """Set an extended attribute on a file by name (used only to probe a mount)."""
+    if hasattr(os, "setxattr"):
+        os.setxattr(path, name, value, follow_symlinks=False)
+    else:  # pragma: no cover - macOS only
+        import xattr  # noqa: PLC0415 - only macOS needs the package
+
+        xattr.setxattr(path, name, value, symlink=True)

@@ -1,0 +1,147 @@
+"""A cross-process lock on a file (flock), reentrant within a thread, with a timeout."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from types import TracebackType
+
+from persistkit.core.errors import LockTimeoutError
+
+_MAX_BACKOFF = 0.05
+
+
+class FileLock:
+    """An exclusive (or shared) lock held on a lock file, across processes and threads.
+
+    Built on ``flock(2)``: the kernel releases the lock when the holding process dies, so a
+    crashed holder never leaves a stale lock behind. The lock file itself is created if
+    missing and never deleted (deleting lock files opens a race where two processes lock two
+    different files of the same name).
+
+    The same `FileLock` object is reentrant in the thread that holds it; other threads using
+    the object wait for it. A child process made by ``fork`` does not inherit a held lock: it
+    starts unlocked and locks on its own.
+
+    Args:
+        path: the lock file.
+        timeout: seconds to wait by default in `acquire`; None waits forever.
+        shared: take a shared (reader) lock instead of an exclusive one.
+
+    Example:
+        >>> with FileLock("jobs.lock", timeout=5):  # doctest: +SKIP
+        ...     update_the_files()
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float | None = None, shared: bool = False
+    ) -> None:
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self._operation = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        self._reset()
+
+    def _reset(self) -> None:
+        self._guard = threading.RLock()
+        self._depth = 0
+        self._fd = -1
+        self._pid = os.getpid()
+
+    @property
+    def is_locked(self) -> bool:
+        """Whether this object holds the lock in this process."""
+        return self._pid == os.getpid() and self._depth > 0
+
+    def acquire(self, timeout: float | None = -1.0) -> FileLock:
+        """Take the lock, waiting at most ``timeout`` seconds.
+
+        Args:
+            timeout: seconds to wait; None waits forever, 0 tries once, and a negative value
+                (the default) uses the timeout given to the constructor.
+
+        Returns:
+            This lock, so ``with lock.acquire(timeout=1):`` works.
+
+        Raises:
+            LockTimeoutError: the lock was not obtained in time.
+        """
+        if self._pid != os.getpid():
+            # A forked child: the descriptor is shared with the parent, so unlocking it here
+            # would release the parent's lock. Forget it and start afresh.
+            self._reset()
+        wait = self.timeout if timeout is not None and timeout < 0 else timeout
+        deadline = None if wait is None else time.monotonic() + wait
+        if not self._guard.acquire(timeout=-1 if wait is None else wait):
+            raise LockTimeoutError(f"timed out after {wait} s waiting for {self.path!r}")
+        try:
+            if self._depth == 0:
+                self._lock_file(deadline, wait)
+            self._depth += 1
+        except BaseException:
+            self._guard.release()
+            raise
+        return self
+
+    def _lock_file(self, deadline: float | None, wait: float | None) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            if deadline is None:
+                fcntl.flock(fd, self._operation)
+            else:
+                self._poll(fd, deadline, wait)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def _poll(self, fd: int, deadline: float, wait: float | None) -> None:
+        # flock(2) has no timeout; polling with capped exponential backoff keeps the lock
+        # usable from any thread, which a SIGALRM-based timeout would not.
+        backoff = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, self._operation | fcntl.LOCK_NB)
+            except BlockingIOError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LockTimeoutError(
+                        f"timed out after {wait} s waiting for {self.path!r}"
+                    ) from None
+                time.sleep(min(backoff, remaining))
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+            else:
+                return
+
+    def release(self) -> None:
+        """Release one level of the lock; the file lock goes when the outermost level does.
+
+        Raises:
+            RuntimeError: this thread does not hold the lock.
+        """
+        if not self.is_locked:
+            raise RuntimeError(f"{self.path!r} is not locked by this process")
+        self._depth -= 1
+        try:
+            if self._depth == 0:
+                fd, self._fd = self._fd, -1
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+        finally:
+            self._guard.release()
+
+    def __enter__(self) -> FileLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = "locked" if self.is_locked else "unlocked"
+        return f"<FileLock {self.path!r} {state}>"

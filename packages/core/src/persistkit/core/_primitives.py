@@ -1,0 +1,243 @@
+"""The bare primitives: rename, exchange, remove and directory fsync, with their fallbacks."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from persistkit.core import _capabilities, _fs, _syscalls
+from persistkit.core._durability import Durability, check_durability
+from persistkit.core.errors import (
+    CrossDeviceError,
+    TargetExistsError,
+    TargetIsDirectoryError,
+    UnsupportedOperationError,
+)
+
+_FLAG_REFUSED = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+# Devices whose filesystem refused RENAME_NOREPLACE; create-only renames there go straight to
+# link + unlink instead of paying for a failing syscall each time.
+_noreplace_refused: set[int] = set()
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> bool:
+    """Fsync a directory, making the names created, renamed or removed in it durable.
+
+    Args:
+        path: the directory.
+
+    Returns:
+        True when synced; False when the filesystem refuses directory fsync (some FUSE and
+        network mounts): renames there are atomic but not known to survive power loss.
+
+    Raises:
+        OSError: the directory cannot be opened, or the fsync failed with an I/O error.
+    """
+    return _fs.fsync_directory(os.fspath(path))
+
+
+def parent_of(path: str) -> str:
+    """Return the directory holding ``path`` ("." for a bare name)."""
+    return os.path.dirname(path) or "."
+
+
+def sync_parents(*paths: str) -> bool:
+    """Fsync the distinct parent directories of ``paths``; True when all were synced."""
+    durable = True
+    for directory in dict.fromkeys(parent_of(path) for path in paths):
+        durable = _fs.fsync_directory(directory) and durable
+    return durable
+
+
+def translate_rename_error(error: OSError, src: str, dst: str) -> OSError:
+    """Map a rename's errno to persistkit's typed error, or return it unchanged."""
+    code = error.errno
+    if code == errno.EXDEV:
+        return CrossDeviceError(
+            code, "cannot rename across filesystems; persistkit never copies", src, None, dst
+        )
+    if code in (errno.EEXIST, errno.ENOTEMPTY):
+        return TargetExistsError(errno.EEXIST, "destination exists", dst)
+    if code == errno.EISDIR:
+        return TargetIsDirectoryError(code, "destination is a directory", dst)
+    return error
+
+
+def replace_name(src: str, dst: str) -> None:
+    """Rename ``src`` over ``dst`` (no fsync), with typed errors."""
+    try:
+        _fs.replace(src, dst)
+    except OSError as error:
+        raise translate_rename_error(error, src, dst) from None
+
+
+def rename_noreplace(src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst`` only if ``dst`` does not exist, atomically (no fsync).
+
+    Uses ``renameat2(RENAME_NOREPLACE)``; where the filesystem refuses the flag, a hard link
+    followed by an unlink, which is just as atomic for regular files.
+
+    Raises:
+        TargetExistsError: ``dst`` exists.
+        CrossDeviceError: the names are on different filesystems.
+        UnsupportedOperationError: neither route works here (a directory on a filesystem
+            without RENAME_NOREPLACE, or a filesystem without hard links).
+    """
+    if _noreplace_refused and _device_of(dst) in _noreplace_refused:
+        _link_then_unlink(src, dst)
+        return
+    try:
+        _fs.rename_flags(src, dst, _syscalls.RENAME_NOREPLACE)
+    except _syscalls.RenameFlagsUnavailableError:  # pragma: no cover - exotic platforms
+        _link_then_unlink(src, dst)
+    except OSError as error:
+        if error.errno in _FLAG_REFUSED and not _supports_noreplace(dst):
+            _noreplace_refused.add(_device_of(dst))
+            _link_then_unlink(src, dst)
+            return
+        raise translate_rename_error(error, src, dst) from None
+
+
+def _device_of(path: str) -> int:
+    return os.stat(parent_of(path)).st_dev
+
+
+def _supports_noreplace(dst: str) -> bool:
+    return _capabilities.capabilities(parent_of(dst)).rename_noreplace
+
+
+def _link_then_unlink(src: str, dst: str) -> None:
+    try:
+        _fs.link(src, dst)
+    except OSError as error:
+        if error.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise UnsupportedOperationError(
+                error.errno,
+                "this filesystem has neither RENAME_NOREPLACE nor hard links for "
+                "a create-only rename",
+                src,
+                None,
+                dst,
+            ) from None
+        raise translate_rename_error(error, src, dst) from None
+    _fs.unlink(src)
+
+
+def exchange_names(a: str, b: str) -> None:
+    """Swap two existing names atomically (no fsync).
+
+    Raises:
+        UnsupportedOperationError: the kernel or filesystem has no RENAME_EXCHANGE.
+        FileNotFoundError: either name does not exist.
+    """
+    try:
+        _fs.rename_flags(a, b, _syscalls.RENAME_EXCHANGE)
+    except _syscalls.RenameFlagsUnavailableError:  # pragma: no cover - exotic platforms
+        raise UnsupportedOperationError(
+            errno.ENOSYS, "renameat2 is not available on this system", a, None, b
+        ) from None
+    except OSError as error:
+        if error.errno in _FLAG_REFUSED and (
+            error.errno != errno.EINVAL
+            or not _capabilities.capabilities(parent_of(b)).rename_exchange
+        ):
+            raise UnsupportedOperationError(
+                error.errno, "this filesystem cannot exchange two names atomically", a, None, b
+            ) from None
+        raise translate_rename_error(error, a, b) from None
+
+
+def rename(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    overwrite: bool = True,
+    durability: Durability = "durable",
+) -> bool:
+    """Rename ``src`` to ``dst`` atomically.
+
+    After it returns, ``dst`` names what ``src`` named; with ``durability="durable"`` (the
+    default) both parent directories are fsynced, so the rename survives power loss.
+
+    Args:
+        src: the existing name.
+        dst: the new name.
+        overwrite: replace an existing ``dst`` (True) or fail if it exists (False).
+        durability: ``"durable"`` or ``"atomic"`` (no fsync).
+
+    Returns:
+        True when the rename is known durable; False with ``durability="atomic"`` or where
+        the filesystem refuses directory fsync.
+
+    Raises:
+        TargetExistsError: ``overwrite`` is False and ``dst`` exists.
+        CrossDeviceError: the names are on different filesystems (never fixed by copying).
+
+    Example:
+        >>> rename("report.tmp", "report.txt", overwrite=False)  # doctest: +SKIP
+        True
+    """
+    fsync = check_durability(durability)
+    src_s, dst_s = os.fspath(src), os.fspath(dst)
+    if overwrite:
+        replace_name(src_s, dst_s)
+    else:
+        rename_noreplace(src_s, dst_s)
+    return sync_parents(dst_s, src_s) if fsync else False
+
+
+def exchange(
+    a: str | os.PathLike[str], b: str | os.PathLike[str], *, durability: Durability = "durable"
+) -> bool:
+    """Swap two names atomically: afterwards ``a`` names what ``b`` named, and the reverse.
+
+    Works for files and directories alike (``renameat2(RENAME_EXCHANGE)``; ``renamex_np``
+    with ``RENAME_SWAP`` on macOS).
+
+    Returns:
+        True when the swap is known durable (parent directories fsynced).
+
+    Raises:
+        UnsupportedOperationError: the kernel or filesystem cannot swap atomically.
+        FileNotFoundError: either name does not exist.
+        CrossDeviceError: the names are on different filesystems.
+    """
+    fsync = check_durability(durability)
+    a_s, b_s = os.fspath(a), os.fspath(b)
+    exchange_names(a_s, b_s)
+    return sync_parents(a_s, b_s) if fsync else False
+
+
+def remove(
+    path: str | os.PathLike[str], *, durability: Durability = "durable", missing_ok: bool = False
+) -> bool:
+    """Remove a file; with ``durability="durable"`` the removal survives power loss.
+
+    Returns:
+        True when a file was removed; False when it was missing and ``missing_ok`` is True.
+
+    Raises:
+        FileNotFoundError: the file is missing and ``missing_ok`` is False.
+    """
+    fsync = check_durability(durability)
+    path_s = os.fspath(path)
+    try:
+        _fs.unlink(path_s)
+    except FileNotFoundError:
+        if missing_ok:
+            return False
+        raise
+    if fsync:
+        _fs.fsync_directory(parent_of(path_s))
+    return True
+
+
+def replace_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Move ``src`` over ``dst`` durably (python-atomicwrites' ``replace_atomic``)."""
+    rename(src, dst, overwrite=True)
+
+
+def move_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Move ``src`` to ``dst`` durably; fail if ``dst`` exists (atomicwrites' ``move_atomic``)."""
+    rename(src, dst, overwrite=False)

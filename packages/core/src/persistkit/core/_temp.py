@@ -1,0 +1,136 @@
+"""The write protocol's two halves: stage a temporary file beside the target, then publish it.
+
+Every writer in persistkit (`AtomicWriter`, `write_bytes`, `Batch`, the folder writer's files
+and every sibling package) stages and publishes through these two functions, so the order of
+system calls is decided in exactly one place:
+
+1. ``open(tmp, O_CREAT | O_EXCL)`` in the target's directory, with a hidden recognisable name,
+   ``flock`` on it so `sweep` can tell a live writer from a dead one;
+2. the mode of the file being replaced (a new file keeps ``0o666 & ~umask`` from the kernel)
+   and any extended attributes, all before the fsync;
+3. the caller writes the content;
+4. ``fsync(tmp)``, whose failure aborts (the temp is removed, the old file stays);
+5. one rename: ``rename(2)`` to replace, ``renameat2(RENAME_NOREPLACE)`` to create only;
+6. ``fsync`` of the directory (of both directories when the temp lived elsewhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from persistkit.core import _fs, _names, _primitives
+from persistkit.core.errors import SyncError, TargetExistsError, TargetIsDirectoryError
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a finished write achieved.
+
+    Attributes:
+        path: the file that now holds the new content (symlinks resolved when followed).
+        durable: True when the content and its name are known to survive power loss; False
+            with ``durability="atomic"`` or where the filesystem refused the directory fsync.
+    """
+
+    path: str
+    durable: bool
+
+
+def resolve_target(path: str | os.PathLike[str], follow_symlinks: bool) -> str:
+    """Return the absolute path a write to ``path`` replaces.
+
+    With ``follow_symlinks`` a symlink stays and the file it points to is replaced (a dangling
+    link's target is created); without it the link itself is replaced by a regular file.
+    """
+    target = os.path.abspath(os.fspath(path))
+    return os.path.realpath(target) if follow_symlinks else target
+
+
+class StagedFile:
+    """A temporary file beside its target, locked until it is published or discarded."""
+
+    __slots__ = ("fd", "overwrite", "path", "target")
+
+    def __init__(self, target: str, path: str, fd: int, overwrite: bool) -> None:
+        self.target = target
+        self.path = path
+        self.fd = fd
+        self.overwrite = overwrite
+
+    def sync(self, fd: int | None = None) -> None:
+        """Fsync the content; on failure raise `SyncError` (never retried)."""
+        try:
+            _fs.fsync(self.fd if fd is None else fd, self.path)
+        except OSError as error:
+            raise SyncError(
+                error.errno,
+                f"fsync failed ({error.strerror}); the write was abandoned and "
+                f"{self.target!r} keeps its old content",
+                self.target,
+            ) from error
+
+    def publish(self, *, sync_directory: bool) -> WriteResult:
+        """Rename the temp onto its target; fsync the directory when asked."""
+        if self.overwrite:
+            _primitives.replace_name(self.path, self.target)
+        else:
+            _primitives.rename_noreplace(self.path, self.target)
+        durable = sync_directory and _primitives.sync_parents(self.target, self.path)
+        self.close()
+        return WriteResult(self.target, durable)
+
+    def discard(self) -> None:
+        """Remove the temp file; the target is left as it was."""
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            _fs.unlink(self.path)
+
+    def close(self) -> None:
+        """Close the descriptor (and with it the lock that marks this writer alive)."""
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
+def stage(
+    target: str,
+    *,
+    overwrite: bool,
+    directory: str | None = None,
+    xattrs: Mapping[str, bytes] | None = None,
+) -> StagedFile:
+    """Create the locked temp file for ``target`` (steps 1 and 2 of the protocol).
+
+    Raises:
+        TargetIsDirectoryError: ``target`` is an existing directory.
+        TargetExistsError: ``overwrite`` is False and ``target`` exists.
+    """
+    try:
+        existing: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        existing = None
+    if existing is not None:
+        if stat.S_ISDIR(existing.st_mode):
+            raise TargetIsDirectoryError(errno.EISDIR, "cannot replace a directory", target)
+        if not overwrite:
+            raise TargetExistsError(errno.EEXIST, "destination exists", target)
+    folder = _primitives.parent_of(target) if directory is None else os.fspath(directory)
+    path = os.path.join(folder, _names.temp_name_for(os.path.basename(target)))
+    fd = _fs.create_exclusive(path)
+    staged = StagedFile(target, path, fd, overwrite)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if existing is not None:
+            _fs.fchmod(fd, stat.S_IMODE(existing.st_mode), path)
+        for name, value in (xattrs or {}).items():
+            _fs.setxattr(fd, name, value, path)
+    except BaseException:
+        staged.discard()
+        raise
+    return staged

@@ -1,0 +1,119 @@
+"""The persistkit error hierarchy.
+
+Every error persistkit raises on purpose derives from `PersistkitError` and also from the
+builtin exception a user would already catch, so ``except FileExistsError`` and
+``except PersistkitError`` both work. OS-level errors keep ``errno``, ``strerror`` and
+``filename``. Errors from the environment that persistkit does not interpret (a missing parent
+directory, a read-only directory, a full disk) propagate as the builtin `OSError` subclass the
+kernel's errno maps to, untouched.
+
+Every exception here pickles, so it crosses process boundaries intact.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptFileError",
+    "CrossDeviceError",
+    "FormatError",
+    "InvalidArgumentError",
+    "InvalidNameError",
+    "LockTimeoutError",
+    "NotDurableError",
+    "PersistkitError",
+    "PersistkitOSError",
+    "SerializationError",
+    "SyncError",
+    "TargetExistsError",
+    "TargetIsDirectoryError",
+    "UnsupportedOperationError",
+    "UnsupportedPlatformError",
+]
+
+
+class PersistkitError(Exception):
+    """Root of every error persistkit raises on purpose."""
+
+
+class PersistkitOSError(PersistkitError, OSError):
+    """An OS-level failure persistkit recognised; ``errno`` and ``filename`` are kept."""
+
+
+class TargetExistsError(PersistkitOSError, FileExistsError):
+    """The destination exists and the call was asked not to overwrite it."""
+
+
+class TargetIsDirectoryError(PersistkitOSError, IsADirectoryError):
+    """A file write was aimed at an existing directory."""
+
+
+class CrossDeviceError(PersistkitOSError):
+    """Source and destination are on different filesystems (EXDEV).
+
+    A rename cannot cross filesystems and persistkit never falls back to copying, because a
+    copy is neither atomic nor cheap. Put the temporary directory on the target's filesystem.
+    """
+
+
+class SyncError(PersistkitOSError):
+    """An fsync failed, so durability cannot be promised.
+
+    When this is raised before publishing, the old file is intact and the temporary file is
+    gone. The fsync is never retried: after a failed fsync the kernel may have dropped the
+    dirty pages, and a second, successful fsync would prove nothing.
+    """
+
+
+class NotDurableError(PersistkitOSError):
+    """The filesystem refused a directory fsync and the caller required durability."""
+
+
+class UnsupportedOperationError(PersistkitOSError):
+    """The kernel or filesystem cannot perform the requested operation atomically."""
+
+
+class UnsupportedPlatformError(PersistkitError, NotImplementedError):
+    """persistkit does not run on this platform (Windows is out of scope)."""
+
+
+class LockTimeoutError(PersistkitError, TimeoutError):
+    """A lock could not be acquired within its timeout."""
+
+
+class InvalidArgumentError(PersistkitError, ValueError):
+    """An argument has a value the call cannot accept; nothing on disk was touched."""
+
+
+class FormatError(InvalidArgumentError):
+    """A format was asked for that does not exist or does not have the needed methods."""
+
+
+class SerializationError(PersistkitError, TypeError, ValueError):
+    """A value could not be encoded; the destination file was not touched.
+
+    It is both a `TypeError` (what `json` raises for unsupported types) and a `ValueError`
+    (what it raises for circular references), so existing handlers keep working.
+    """
+
+
+class CorruptFileError(PersistkitError, ValueError):
+    """A file exists but its content cannot be decoded.
+
+    persistkit never replaces such a file with a default: the data may still be recoverable.
+
+    Attributes:
+        path: the file that could not be decoded.
+        reason: what the decoder said.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot decode {self.path!r}: {self.reason}"
+
+
+class InvalidNameError(InvalidArgumentError):
+    """A name or key would reach outside its directory, or cannot be a file name."""

@@ -1,0 +1,232 @@
+"""Prove crash safety: crash an operation at each of its filesystem calls, or make one fail.
+
+Every call by which persistkit changes the disk (create, write, chmod, setxattr, fsync,
+rename, link, unlink, mkdir, rmdir, directory fsync, syncfs) passes one seam. These helpers
+hook that seam:
+
+- `crash_at_every_call` runs an operation in a forked child that dies with ``os._exit`` just
+  before its k-th filesystem call, for k = 1, 2, ... until the operation completes, and lets
+  you check what a restarted program would find on disk after each crash. This is a real
+  process death with the real files left as the kernel has them; it models a crash of the
+  process, not power loss (what the page cache held is still there).
+- `inject_error` makes a chosen call fail with a chosen errno without performing it. That is
+  a fault injected at the filesystem-call boundary, for failures no test can cause for real
+  (an fsync reporting EIO); use a real full disk or a read-only directory where you can.
+- `record_calls` lists the calls an operation makes, in order, to check the protocol.
+
+The hook is process-wide and not thread-aware: use these helpers from one thread.
+
+Example:
+    >>> def check(point):  # doctest: +SKIP
+    ...     assert read("state.json") in (OLD, NEW)
+    >>> crash_at_every_call(lambda: write_bytes("state.json", NEW), check=check)  # doctest: +SKIP
+    7
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import pickle
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from persistkit.core import _fs
+
+__all__ = [
+    "ChildError",
+    "CrashPoint",
+    "FsCall",
+    "crash_at",
+    "crash_at_every_call",
+    "inject_error",
+    "record_calls",
+]
+
+_CRASH_STATUS = 86
+
+
+@dataclass(frozen=True, slots=True)
+class FsCall:
+    """One filesystem call made through persistkit.
+
+    Attributes:
+        index: its position among the operation's calls, from 1.
+        name: ``create``, ``write``, ``chmod``, ``setxattr``, ``fsync``, ``rename``,
+            ``renameat2``, ``link``, ``unlink``, ``mkdir``, ``rmdir``, ``fsync_dir`` or ``syncfs``.
+        path: the file or directory it concerns (the destination, for renames).
+    """
+
+    index: int
+    name: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class CrashPoint:
+    """Where a crashed run stopped.
+
+    Attributes:
+        k: the run asked to die before its k-th call.
+        call: the call it died before, or None when the operation completed first.
+    """
+
+    k: int
+    call: FsCall | None
+
+    @property
+    def completed(self) -> bool:
+        """Whether the operation ran to the end before reaching call ``k``."""
+        return self.call is None
+
+
+class ChildError(RuntimeError):
+    """The operation raised an exception in the forked child instead of crashing or finishing."""
+
+
+def record_calls(operation: Callable[[], object]) -> list[FsCall]:
+    """Run ``operation`` here and return the filesystem calls it made, in order."""
+    calls: list[FsCall] = []
+
+    def observe(name: str, path: str) -> None:
+        calls.append(FsCall(len(calls) + 1, name, path))
+
+    previous = _fs.set_observer(observe)
+    try:
+        operation()
+    finally:
+        _fs.set_observer(previous)
+    return calls
+
+
+def crash_at(k: int, operation: Callable[[], object]) -> CrashPoint:
+    """Run ``operation`` in a forked child that dies just before its k-th filesystem call.
+
+    Returns:
+        Where the child stopped.
+
+    Raises:
+        ChildError: the operation raised in the child (its traceback is in the message).
+    """
+    if k < 1:
+        raise ValueError("k counts calls from 1")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child, which never returns
+        os.close(read_end)
+        _run_child(k, operation, write_end)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return CrashPoint(k, None)
+    if code == _CRASH_STATUS:
+        call: FsCall = pickle.loads(report)
+        return CrashPoint(k, call)
+    message = report.decode(errors="replace") or f"exit status {code}"
+    raise ChildError(f"the operation failed in the child at k={k}:\n{message}")
+
+
+def _run_child(k: int, operation: Callable[[], object], report: int) -> None:  # pragma: no cover
+    seen = 0
+
+    def observe(name: str, path: str) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == k:
+            os.write(report, pickle.dumps(FsCall(seen, name, path)))
+            os._exit(_CRASH_STATUS)
+
+    _fs.set_observer(observe)
+    try:
+        operation()
+    except BaseException:
+        os.write(report, traceback.format_exc().encode())
+        os._exit(1)
+    os._exit(0)
+
+
+def crash_at_every_call(
+    operation: Callable[[], object],
+    *,
+    check: Callable[[CrashPoint], object],
+    setup: Callable[[], object] | None = None,
+    limit: int = 10_000,
+) -> int:
+    """Crash ``operation`` before each of its filesystem calls in turn, checking after each.
+
+    For k = 1, 2, ...: run ``setup()`` here, run the operation in a forked child that dies
+    before its k-th call, then run ``check(point)`` here, where the files are as the dead
+    child left them. Stops after the run in which the operation completes (that run is
+    checked too).
+
+    Args:
+        operation: what to crash; it runs in the child.
+        check: asserts what must hold after a crash (and after completion).
+        setup: puts the files in their starting state before each run.
+        limit: give up (RuntimeError) if the operation has not completed after this many.
+
+    Returns:
+        The number of runs: the operation's filesystem calls plus one.
+    """
+    for k in itertools.count(1):
+        if setup is not None:
+            setup()
+        point = crash_at(k, operation)
+        check(point)
+        if point.completed:
+            return k
+        if k >= limit:
+            raise RuntimeError(f"the operation did not complete within {limit} calls")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def inject_error(
+    error: int,
+    *,
+    call: str | None = None,
+    nth: int = 1,
+    path_contains: str | None = None,
+) -> Iterator[list[FsCall]]:
+    """Make one filesystem call fail with ``OSError(error)`` instead of running.
+
+    Args:
+        error: the errno, e.g. ``errno.EIO``.
+        call: only count calls with this name (``"fsync"``, ``"rename"``...); None counts all.
+        nth: fail the nth matching call.
+        path_contains: only count calls whose path contains this text.
+
+    Yields:
+        A list that holds the failed call once it has happened, so a test can assert that
+        the fault was really injected.
+
+    Example:
+        >>> with inject_error(errno.EIO, call="fsync") as failed:  # doctest: +SKIP
+        ...     write_bytes("x", b"data")
+    """
+    failed: list[FsCall] = []
+    seen = 0
+    index = 0
+
+    def observe(name: str, path: str) -> None:
+        nonlocal seen, index
+        index += 1
+        if failed or (call is not None and name != call):
+            return
+        if path_contains is not None and path_contains not in path:
+            return
+        seen += 1
+        if seen == nth:
+            failed.append(FsCall(index, name, path))
+            raise OSError(error, os.strerror(error), path)
+
+    previous = _fs.set_observer(observe)
+    try:
+        yield failed
+    finally:
+        _fs.set_observer(previous)

@@ -1,0 +1,1 @@
+"""persistkit-iodict (in progress)."""

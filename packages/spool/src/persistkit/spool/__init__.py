@@ -1,0 +1,1 @@
+"""persistkit-spool (in progress)."""

@@ -1,0 +1,1 @@
+"""persistkit-store (in progress)."""

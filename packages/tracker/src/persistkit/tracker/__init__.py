@@ -1,0 +1,1 @@
+"""persistkit-tracker (in progress)."""
