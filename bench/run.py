@@ -1,0 +1,61 @@
+"""Run the benchmarks: ``python bench/run.py [--quick] [--repeats N] [module ...]``.
+
+Each ``bench/bench_<name>.py`` module defines ``workloads(quick: bool) -> list[Workload]``.
+Every workload's cases are measured interleaved and printed as a markdown table; the whole
+report is also written to ``bench/results/latest.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import Scratch, measure, table  # noqa: E402 - after the path is set
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("modules", nargs="*", help="core, store, iodict, tracker, spool")
+    parser.add_argument("--quick", action="store_true", help="fewer operations, for a smoke run")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    names = args.modules or sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
+    report = [
+        "# persistkit benchmarks",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M')}, Python {platform.python_version()}, "
+        f"{platform.machine()}, repeats={args.repeats}{' (quick)' if args.quick else ''}",
+        "",
+    ]
+    print("\n".join(report), flush=True)
+    scratch = Scratch()
+    try:
+        for name in names:
+            module = importlib.import_module(f"bench_{name}")
+            for workload in module.workloads(args.quick):
+                measure(workload, scratch, args.repeats)
+                rendered = table(workload)
+                print(rendered, flush=True)
+                report.append(rendered)
+            extra = getattr(module, "extra_report", None)
+            if extra is not None:
+                rendered = extra(args.quick)
+                print(rendered, flush=True)
+                report.append(rendered)
+    finally:
+        scratch.close()
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / "latest.md").write_text("\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
