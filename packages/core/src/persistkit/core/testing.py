@@ -87,11 +87,17 @@ class ChildError(RuntimeError):
 
 
 def record_calls(operation: Callable[[], object]) -> list[FsCall]:
-    """Run ``operation`` here and return the filesystem calls it made, in order."""
+    """Run ``operation`` here and return the filesystem calls it attempted, in order.
+
+    Nested inside `inject_error` (or around it), a call made to fail is recorded too.
+    """
     calls: list[FsCall] = []
+    previous: _fs.Observer | None = None
 
     def observe(name: str, path: str) -> None:
         calls.append(FsCall(len(calls) + 1, name, path))
+        if previous is not None:
+            previous(name, path)
 
     previous = _fs.set_observer(observe)
     try:
@@ -213,8 +219,12 @@ def inject_error(
     seen = 0
     index = 0
 
+    previous: _fs.Observer | None = None
+
     def observe(name: str, path: str) -> None:
         nonlocal seen, index
+        if previous is not None:
+            previous(name, path)
         index += 1
         if failed or (call is not None and name != call):
             return

@@ -1,0 +1,105 @@
+"""The one task runner. ``nox`` runs every default session; ``nox -l`` lists them.
+
+Sessions install with uv from the committed ``uv.lock`` (``--frozen``), so a run tests exactly
+the locked dependency set. Each package's tests run in an environment that holds only that
+package and what it declares, so an undeclared import fails at once.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.10.9"
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "typecheck", "tests", "integration", "build"]
+
+ROOT = Path(__file__).resolve().parent
+PYTHONS = ["3.11", "3.12", "3.13"]
+PACKAGES = ["core", "store", "iodict", "tracker", "spool"]
+
+# These machines install 3.12 and 3.13 through pyenv, whose shims only expose the global
+# version; put every installed CPython on PATH (after everything else) so uv finds them, and
+# never let uv download an interpreter (there is no network for that here).
+for _bin in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[1-9]*/bin"))):
+    if _bin not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + _bin
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+
+def uv_sync(session: nox.Session, *args: str) -> None:
+    """Install from the lock into this session's environment."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--frozen",
+        "--no-default-groups",
+        f"--python={session.virtualenv.location}",
+        *args,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        silent=True,
+    )
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("package", PACKAGES)
+def tests(session: nox.Session, package: str) -> None:
+    """Run one package's tests with only that package (and what it declares) installed."""
+    uv_sync(session, "--package", f"persistkit-{package}", "--group", "test")
+    session.run("python", "-m", "pytest", f"packages/{package}/tests", "-q", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def integration(session: nox.Session) -> None:
+    """Run the cross-package tests with every package installed together."""
+    uv_sync(session, "--all-packages", "--group", "dev")
+    session.run("python", "-m", "pytest", "tests/integration", "-q", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def lint(session: nox.Session) -> None:
+    """Check style and formatting, and that uv.lock matches the pyproject files."""
+    uv_sync(session, "--group", "dev")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("uv", "lock", "--check", external=True)
+
+
+@nox.session(python=PYTHONS[0])
+def typecheck(session: nox.Session) -> None:
+    """Run ``mypy --strict`` over every package."""
+    uv_sync(session, "--all-packages", "--group", "dev")
+    session.run("mypy", *(f"packages/{package}/src" for package in PACKAGES))
+
+
+@nox.session(python=PYTHONS[0])
+def build(session: nox.Session) -> None:
+    """Build every wheel and sdist as a user gets them, then test what is inside."""
+    dist = ROOT / "dist"
+    for old in dist.glob("*"):
+        old.unlink()
+    session.run(
+        "uv", "build", "--all-packages", "--no-sources", "-o", str(dist), "-q", external=True
+    )
+    session.install("pytest")
+    session.run(
+        "python", "-m", "pytest", "tests/packaging", "-q", env={"PERSISTKIT_DIST": str(dist)}
+    )
+
+
+@nox.session(python=PYTHONS[0], default=False)
+def bench(session: nox.Session) -> None:
+    """Measure every package against its peers: ``nox -s bench -- [core store ...] [--quick]``."""
+    uv_sync(session, "--all-packages", "--group", "bench")
+    session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0], default=False)
+def demo(session: nox.Session) -> None:
+    """Run the demo: a resumable job built on every package (``nox -s demo``)."""
+    uv_sync(session, "--all-packages")
+    session.run("python", "examples/demo.py", *session.posargs)

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+from persistkit.core import (
+    CrossDeviceError,
+    TargetExistsError,
+    UnsupportedOperationError,
+    _capabilities,
+    _primitives,
+    capabilities,
+    exchange,
+    fsync_dir,
+    move_atomic,
+    remove,
+    rename,
+    replace_atomic,
+)
+from persistkit.core.testing import inject_error, record_calls
+
+
+def test_rename_replaces_and_syncs_both_directories(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x").write_bytes(b"new")
+    (tmp_path / "b" / "x").write_bytes(b"old")
+    calls = record_calls(lambda: rename(tmp_path / "a" / "x", tmp_path / "b" / "x"))
+    assert (tmp_path / "b" / "x").read_bytes() == b"new"
+    synced = {call.path for call in calls if call.name == "fsync_dir"}
+    assert synced == {str(tmp_path / "a"), str(tmp_path / "b")}
+
+
+def test_create_only_rename_refuses_an_existing_destination(tmp_path: Path) -> None:
+    (tmp_path / "src").write_bytes(b"new")
+    (tmp_path / "dst").write_bytes(b"old")
+    with pytest.raises(TargetExistsError):
+        rename(tmp_path / "src", tmp_path / "dst", overwrite=False)
+    assert (tmp_path / "dst").read_bytes() == b"old"
+    assert (tmp_path / "src").read_bytes() == b"new"
+
+
+def test_link_unlink_fallback_where_noreplace_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No mount here refuses RENAME_NOREPLACE: the refusal is injected (EINVAL at the seam)
+    and the probe's answer for this device replaced; link + unlink then run for real."""
+    device = (tmp_path).stat().st_dev
+    real = capabilities(tmp_path)
+    monkeypatch.setitem(
+        _capabilities._cache,
+        device,
+        _capabilities.Capabilities(device, False, real.rename_exchange, False, 0, True),
+    )
+    monkeypatch.setattr(_primitives, "_noreplace_refused", set())
+    (tmp_path / "src").write_bytes(b"data")
+    with inject_error(errno.EINVAL, call="renameat2") as failed:
+        calls = record_calls(lambda: rename(tmp_path / "src", tmp_path / "dst", overwrite=False))
+    assert failed
+    assert [c.name for c in calls][:3] == ["renameat2", "link", "unlink"]
+    assert (tmp_path / "dst").read_bytes() == b"data"
+    assert not (tmp_path / "src").exists()
+    # remembered per device: the next create-only rename goes straight to link + unlink
+    (tmp_path / "src2").write_bytes(b"more")
+
+    def refused() -> None:
+        with pytest.raises(TargetExistsError):
+            rename(tmp_path / "src2", tmp_path / "dst", overwrite=False)
+
+    calls = record_calls(refused)
+    assert [c.name for c in calls] == ["link"]
+    assert (tmp_path / "dst").read_bytes() == b"data"
+    assert (tmp_path / "src2").read_bytes() == b"more"
+
+
+def test_exchange_swaps_files_and_folders(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"f")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "inner").write_bytes(b"i")
+    exchange(tmp_path / "file", tmp_path / "dir")
+    assert (tmp_path / "dir").read_bytes() == b"f"
+    assert (tmp_path / "file" / "inner").read_bytes() == b"i"
+
+
+def test_exchange_unsupported_is_a_typed_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Injected: every mount here supports RENAME_EXCHANGE."""
+    device = tmp_path.stat().st_dev
+    monkeypatch.setitem(
+        _capabilities._cache,
+        device,
+        _capabilities.Capabilities(device, True, False, False, 0, True),
+    )
+    (tmp_path / "a").write_bytes(b"a")
+    (tmp_path / "b").write_bytes(b"b")
+    with inject_error(errno.EINVAL, call="renameat2"), pytest.raises(UnsupportedOperationError):
+        exchange(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "a").read_bytes() == b"a"
+
+
+def test_exchange_with_a_missing_name_is_file_not_found(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"a")
+    with pytest.raises(FileNotFoundError):
+        exchange(tmp_path / "a", tmp_path / "missing")
+
+
+def test_rename_across_filesystems_is_exdev_never_a_copy(tmp_path: Path, small_tmpfs: Path) -> None:
+    (tmp_path / "src").write_bytes(b"data")
+    for overwrite in (True, False):
+        with pytest.raises(CrossDeviceError) as caught:
+            rename(tmp_path / "src", small_tmpfs / "dst", overwrite=overwrite)
+        assert caught.value.errno == errno.EXDEV
+    assert not (small_tmpfs / "dst").exists()
+    assert (tmp_path / "src").read_bytes() == b"data"
+
+
+def test_remove_is_durable_and_reports_missing(tmp_path: Path) -> None:
+    (tmp_path / "x").write_bytes(b"x")
+    calls = record_calls(lambda: remove(tmp_path / "x"))
+    assert [c.name for c in calls] == ["unlink", "fsync_dir"]
+    assert not (tmp_path / "x").exists()
+    assert remove(tmp_path / "x", missing_ok=True) is False
+    with pytest.raises(FileNotFoundError):
+        remove(tmp_path / "x")
+
+
+def test_atomicwrites_style_helpers(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"1")
+    (tmp_path / "b").write_bytes(b"2")
+    replace_atomic(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "b").read_bytes() == b"1"
+    (tmp_path / "c").write_bytes(b"3")
+    with pytest.raises(FileExistsError):
+        move_atomic(tmp_path / "c", tmp_path / "b")
+    move_atomic(tmp_path / "c", tmp_path / "d")
+    assert (tmp_path / "d").read_bytes() == b"3"
+
+
+def test_fsync_dir_reports_success(tmp_path: Path) -> None:
+    assert fsync_dir(tmp_path) is True
+
+
+def test_capabilities_of_this_disk_and_a_tmpfs(tmp_path: Path, small_tmpfs: Path) -> None:
+    disk = capabilities(tmp_path)
+    assert disk.rename_noreplace and disk.rename_exchange and disk.dir_fsync
+    assert disk.user_xattrs and disk.xattr_max_size > 0
+    assert capabilities(tmp_path / "missing-file-is-fine-its-parent-is-probed") is disk
+    ram = capabilities(small_tmpfs)
+    assert ram.device != disk.device
+    assert ram.rename_exchange
+    assert [p for p in small_tmpfs.iterdir()] == [], "the probe must clean up after itself"

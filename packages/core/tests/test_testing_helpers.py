@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+from persistkit.core import write_bytes
+from persistkit.core.testing import (
+    ChildError,
+    crash_at,
+    crash_at_every_call,
+    inject_error,
+    record_calls,
+)
+
+
+def test_crash_at_reports_the_call_it_died_before(tmp_path: Path) -> None:
+    point = crash_at(3, lambda: write_bytes(tmp_path / "x", b"data"))
+    assert point.call is not None and point.call.name == "fsync" and point.call.index == 3
+    assert not (tmp_path / "x").exists()
+    assert crash_at(99, lambda: write_bytes(tmp_path / "x", b"data")).completed
+    assert (tmp_path / "x").read_bytes() == b"data"
+
+
+def test_crash_at_every_call_visits_each_call_once(tmp_path: Path) -> None:
+    expected = [c.name for c in record_calls(lambda: write_bytes(tmp_path / "y", b"d"))]
+    seen: list[str | None] = []
+    runs = crash_at_every_call(
+        lambda: write_bytes(tmp_path / "y", b"d"),
+        setup=lambda: (tmp_path / "y").unlink(missing_ok=True),
+        check=lambda point: seen.append(point.call.name if point.call else None),
+    )
+    assert runs == len(expected) + 1
+    assert seen == [*expected, None]
+
+
+def test_an_exception_in_the_child_is_reported(tmp_path: Path) -> None:
+    def broken() -> None:
+        raise KeyError("inside the child")
+
+    with pytest.raises(ChildError, match="inside the child"):
+        crash_at(1, broken)
+
+
+def test_inject_error_fails_the_nth_matching_call_only(tmp_path: Path) -> None:
+    write_bytes(tmp_path / "a", b"1")
+    with inject_error(errno.ENOSPC, call="write", nth=2) as failed:
+        write_bytes(tmp_path / "a", b"2")
+        with pytest.raises(OSError) as caught:
+            write_bytes(tmp_path / "a", b"3")
+        write_bytes(tmp_path / "b", b"4")
+    assert caught.value.errno == errno.ENOSPC
+    assert len(failed) == 1 and failed[0].name == "write"
+    assert (tmp_path / "a").read_bytes() == b"2"
+    assert (tmp_path / "b").read_bytes() == b"4"
+
+
+def test_inject_error_by_path(tmp_path: Path) -> None:
+    with inject_error(errno.EIO, call="fsync_dir", path_contains=str(tmp_path / "sub")) as failed:
+        write_bytes(tmp_path / "a", b"1")
+        (tmp_path / "sub").mkdir()
+        with pytest.raises(OSError):
+            write_bytes(tmp_path / "sub" / "b", b"2")
+    assert failed and failed[0].path == str(tmp_path / "sub")
