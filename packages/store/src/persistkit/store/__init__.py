@@ -1,1 +1,39 @@
-"""persistkit-store (in progress)."""
+"""persistkit-store: one value in one file, replaced atomically on every commit.
+
+atomic_store's API (switch with ``from persistkit import store as atomic_store``), with what
+its README promises kept: an exception in a ``with`` block does not commit, the default is
+copied, a corrupt file raises instead of being replaced, the file's mode survives, and every
+commit is durable by default. Beyond it, `AtomicStore.transaction` locks the file across
+processes so concurrent updates are not lost.
+
+Example:
+    >>> from persistkit import store
+    >>> with store.open("runs.json", default=[]) as runs:  # doctest: +SKIP
+    ...     runs.value.append("2024-05-01 12:00")
+"""
+
+from persistkit.store._format_bases import AbstractFormatBstr, AbstractFormatFile, WrapBinaryFormat
+from persistkit.store._store import AtomicStore, open
+from persistkit.store.errors import (
+    CorruptFileError,
+    FormatError,
+    LockTimeoutError,
+    SerializationError,
+    TransactionError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbstractFormatBstr",
+    "AbstractFormatFile",
+    "AtomicStore",
+    "CorruptFileError",
+    "FormatError",
+    "LockTimeoutError",
+    "SerializationError",
+    "TransactionError",
+    "WrapBinaryFormat",
+    "__version__",
+    "open",
+]
