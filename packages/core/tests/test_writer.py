@@ -319,3 +319,35 @@ def test_write_text_encoding_error_leaves_no_trace(
         write_text(old_file, "é", encoding="ascii")
     assert old_file.read_bytes() == b"old"
     assert leftovers(old_file.parent) == []
+
+
+def test_replacing_a_link_itself_gives_the_default_mode(tmp_path: Path) -> None:
+    real = tmp_path / "secret"
+    real.write_text("old")
+    real.chmod(0o600)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    previous = os.umask(0o022)
+    try:
+        write_text(link, "new", follow_symlinks=False)
+    finally:
+        os.umask(previous)
+    assert mode_of(link) == 0o644
+    assert mode_of(real) == 0o600
+
+
+def test_create_only_refuses_an_existing_symlink(tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "missing")
+    with pytest.raises(TargetExistsError):
+        write_text(link, "new", overwrite=False)
+    assert link.is_symlink()
+    assert not (tmp_path / "missing").exists()
+
+
+def test_writes_through_a_symlinked_directory(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    write_text(tmp_path / "alias" / "f", "x")
+    assert (tmp_path / "real" / "f").read_text() == "x"
+    assert (tmp_path / "alias").is_symlink()

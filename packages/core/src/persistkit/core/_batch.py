@@ -10,7 +10,7 @@ from typing import IO, Any
 
 from persistkit.core import _fs, _primitives
 from persistkit.core._durability import Durability, check_durability
-from persistkit.core._temp import StagedFile, WriteResult, resolve_target, stage
+from persistkit.core._temp import StagedFile, WriteResult, stage
 from persistkit.core.errors import InvalidArgumentError, SyncError
 
 PathArg = str | os.PathLike[str]
@@ -118,7 +118,7 @@ class Batch:
         follow_symlinks: bool,
         xattrs: Mapping[str, bytes] | None,
     ) -> StagedFile:
-        return stage(resolve_target(path, follow_symlinks), overwrite=overwrite, xattrs=xattrs)
+        return stage(path, overwrite=overwrite, follow_symlinks=follow_symlinks, xattrs=xattrs)
 
     def _add(self, staged: StagedFile) -> None:
         superseded = self._pending.pop(staged.target, None)

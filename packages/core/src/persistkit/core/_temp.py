@@ -99,37 +99,52 @@ class StagedFile:
 
 
 def stage(
-    target: str,
+    path: str | os.PathLike[str],
     *,
     overwrite: bool,
+    follow_symlinks: bool = True,
     directory: str | None = None,
     xattrs: Mapping[str, bytes] | None = None,
 ) -> StagedFile:
-    """Create the locked temp file for ``target`` (steps 1 and 2 of the protocol).
+    """Create the locked temp file for ``path`` (steps 1 and 2 of the protocol).
+
+    One ``lstat`` of the target answers everything needed: whether it exists, its mode,
+    whether it is a directory and whether it is a symlink. Only a symlink at the last
+    component changes which file is replaced, so the full ``realpath`` walk (several
+    ``lstat`` calls, a quarter of the cost of a whole unsynced write) runs only then.
 
     Raises:
-        TargetIsDirectoryError: ``target`` is an existing directory.
-        TargetExistsError: ``overwrite`` is False and ``target`` exists.
+        TargetIsDirectoryError: the target is an existing directory.
+        TargetExistsError: ``overwrite`` is False and the target exists.
     """
+    target = os.path.abspath(os.fspath(path))
     try:
-        existing: os.stat_result | None = os.stat(target)
+        existing: os.stat_result | None = os.lstat(target)
     except FileNotFoundError:
         existing = None
+    if existing is not None and stat.S_ISLNK(existing.st_mode):
+        if not overwrite:
+            raise TargetExistsError(errno.EEXIST, "destination exists", target)
+        existing = None  # replacing the link itself: the new file gets the default mode
+        if follow_symlinks:
+            target = os.path.realpath(target)
+            with contextlib.suppress(FileNotFoundError):
+                existing = os.stat(target)
     if existing is not None:
         if stat.S_ISDIR(existing.st_mode):
             raise TargetIsDirectoryError(errno.EISDIR, "cannot replace a directory", target)
         if not overwrite:
             raise TargetExistsError(errno.EEXIST, "destination exists", target)
     folder = _primitives.parent_of(target) if directory is None else os.fspath(directory)
-    path = os.path.join(folder, _names.temp_name_for(os.path.basename(target)))
-    fd = _fs.create_exclusive(path)
-    staged = StagedFile(target, path, fd, overwrite)
+    temp = os.path.join(folder, _names.temp_name_for(os.path.basename(target)))
+    fd = _fs.create_exclusive(temp)
+    staged = StagedFile(target, temp, fd, overwrite)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         if existing is not None:
-            _fs.fchmod(fd, stat.S_IMODE(existing.st_mode), path)
+            _fs.fchmod(fd, stat.S_IMODE(existing.st_mode), temp)
         for name, value in (xattrs or {}).items():
-            _fs.setxattr(fd, name, value, path)
+            _fs.setxattr(fd, name, value, temp)
     except BaseException:
         staged.discard()
         raise

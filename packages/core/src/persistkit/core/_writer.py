@@ -9,7 +9,7 @@ from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
 from persistkit.core import _fs
 from persistkit.core._durability import Durability, check_durability
-from persistkit.core._temp import StagedFile, WriteResult, resolve_target, stage
+from persistkit.core._temp import StagedFile, WriteResult, stage
 from persistkit.core.errors import InvalidArgumentError
 
 TextMode = Literal["w", "wt", "tw", "w+", "w+t", "wt+"]
@@ -115,8 +115,13 @@ class AtomicWriter:
             **kwargs: passed to `open`.
         """
         del suffix, prefix
-        target = resolve_target(self._path, self._follow_symlinks)
-        staged = stage(target, overwrite=self._overwrite, directory=dir, xattrs=self._xattrs)
+        staged = stage(
+            self._path,
+            overwrite=self._overwrite,
+            follow_symlinks=self._follow_symlinks,
+            directory=dir,
+            xattrs=self._xattrs,
+        )
         self._staged = staged
         try:
             # The file object gets its own descriptor; the staged one keeps the flock that
@@ -272,8 +277,7 @@ def write_bytes(
         True
     """
     fsync = check_durability(durability)
-    target = resolve_target(path, follow_symlinks)
-    staged = stage(target, overwrite=overwrite, xattrs=xattrs)
+    staged = stage(path, overwrite=overwrite, follow_symlinks=follow_symlinks, xattrs=xattrs)
     try:
         _fs.write_all(staged.fd, data, staged.path)
         if fsync:
