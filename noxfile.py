@@ -85,7 +85,7 @@ def build(session: nox.Session) -> None:
     session.run(
         "uv", "build", "--all-packages", "--no-sources", "-o", str(dist), "-q", external=True
     )
-    session.install("pytest")
+    session.install("pytest", *(str(path) for path in sorted(dist.glob("*.whl"))))
     session.run(
         "python", "-m", "pytest", "tests/packaging", "-q", env={"PERSISTKIT_DIST": str(dist)}
     )
