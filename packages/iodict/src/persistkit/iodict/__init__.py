@@ -1,1 +1,39 @@
-"""persistkit-iodict (in progress)."""
+"""persistkit-iodict: a dict on a directory in insertion order, and durable queues.
+
+A drop-in for iodict: change ``from iodict import IODict`` to
+``from persistkit.iodict import IODict`` (or ``import iodict`` to
+``from persistkit import iodict``). Every item is written through persistkit-core
+(temporary file, fsync, one rename, directory fsync), so a crash never leaves half an item.
+
+Example:
+    >>> from persistkit.iodict import IODict
+    >>> data = IODict("/tmp/iodict-example")  # doctest: +SKIP
+    >>> data["key"] = "value"  # doctest: +SKIP
+"""
+
+from persistkit.iodict._flush import FlushQueue
+from persistkit.iodict._iodict import IODict
+from persistkit.iodict._keys import Key
+from persistkit.iodict._queue import DurableQueue
+from persistkit.iodict.errors import (
+    KeyTooLongError,
+    LayoutError,
+    QueueClosedError,
+    StorePathError,
+    UnsupportedKeyError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DurableQueue",
+    "FlushQueue",
+    "IODict",
+    "Key",
+    "KeyTooLongError",
+    "LayoutError",
+    "QueueClosedError",
+    "StorePathError",
+    "UnsupportedKeyError",
+    "__version__",
+]

@@ -1,0 +1,104 @@
+"""The store directory: creating it safely and holding its locks."""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any, Protocol
+
+from persistkit.core import FileLock, InvalidArgumentError, fsync_dir
+from persistkit.iodict.errors import StorePathError
+
+
+class LockLike(Protocol):
+    """What IODict needs of a user's lock: the context manager protocol."""
+
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *args: Any) -> Any: ...
+
+
+def open_directory(path: str | os.PathLike[str]) -> str:
+    """Return the absolute store directory, creating it (durably) when missing.
+
+    Raises:
+        StorePathError: ``path`` exists and is not a directory; it is left as it is
+            (iodict 0.0.8 deleted it).
+    """
+    directory = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise StorePathError(20, "the store path exists and is not a directory", directory)
+    if not os.path.isdir(directory):
+        missing = []
+        parent = directory
+        while not os.path.isdir(parent):
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except FileExistsError:
+            raise StorePathError(
+                20, "the store path exists and is not a directory", directory
+            ) from None
+        # A new directory's name lives in its parent: fsync each parent that gained one.
+        for created in reversed(missing):
+            fsync_dir(os.path.dirname(created))
+    return directory
+
+
+def resolve_user_lock(lock: Any) -> LockLike | None:
+    """Turn iodict's ``lock`` argument (a lock, a lock factory, or None) into a lock.
+
+    Raises:
+        InvalidArgumentError: ``lock`` is neither a context manager nor a factory of one.
+    """
+    if lock is None:
+        return None
+    if not isinstance(lock, type) and hasattr(lock, "__enter__") and hasattr(lock, "__exit__"):
+        return lock  # type: ignore[no-any-return] # checked structurally just above
+    if callable(lock):
+        made = lock()
+        if hasattr(made, "__enter__") and hasattr(made, "__exit__"):
+            return made  # type: ignore[no-any-return] # checked structurally just above
+    raise InvalidArgumentError(
+        "lock must be a lock object (with acquire/release as a context manager) or a "
+        f"callable that makes one, not {lock!r}"
+    )
+
+
+class StoreLock:
+    """The user's lock (if any) and the store's cross-process file lock, taken together.
+
+    The file lock is always taken: it is what keeps independent processes (not only the
+    children of one parent) from interleaving their updates. A user's lock is taken first,
+    outside it, so applications that already serialise on their own lock keep doing so.
+    """
+
+    __slots__ = ("_file_lock", "_user_lock")
+
+    def __init__(self, lock_path: str, user_lock: LockLike | None) -> None:
+        self._file_lock = FileLock(lock_path)
+        self._user_lock = user_lock
+
+    def __enter__(self) -> StoreLock:
+        if self._user_lock is not None:
+            self._user_lock.__enter__()
+            try:
+                self._file_lock.acquire()
+            except BaseException:
+                self._user_lock.__exit__(None, None, None)
+                raise
+        else:
+            self._file_lock.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._file_lock.release()
+        finally:
+            if self._user_lock is not None:
+                self._user_lock.__exit__(exc_type, exc, tb)
