@@ -22,12 +22,28 @@ import functools
 import itertools
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
 INFO_MARK = ":1,"
 
-_sequence = itertools.count()
+
+class _Order:
+    """The last time part handed out by this process, so its names never go backwards."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last_micros = 0
+        self.sequence = itertools.count()
+
+    def reset_lock(self) -> None:
+        # A lock held by another thread at fork() time would stay held in the child.
+        self.lock = threading.Lock()
+
+
+_order = _Order()
+os.register_at_fork(after_in_child=_order.reset_lock)
 
 
 @functools.cache
@@ -38,12 +54,15 @@ def _host_name() -> str:
 
 
 def unique_name() -> str:
-    """Return a new maildir-unique name; later calls sort after earlier ones."""
-    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
-    return (
-        f"{seconds}.M{nanoseconds // 1000:06d}P{os.getpid()}Q{next(_sequence)}"
-        f"R{os.urandom(8).hex()}.{_host_name()}"
-    )
+    """Return a new maildir-unique name; in one process, later names sort after earlier ones."""
+    with _order.lock:
+        # Names of one process must sort in the order they were made, even within one
+        # microsecond or when the clock steps back, so the time part never repeats here.
+        micros = max(time.time_ns() // 1000, _order.last_micros + 1)
+        _order.last_micros = micros
+        sequence = next(_order.sequence)
+    seconds, micro = divmod(micros, 1_000_000)
+    return f"{seconds}.M{micro:06d}P{os.getpid()}Q{sequence}R{os.urandom(8).hex()}.{_host_name()}"
 
 
 @dataclass(frozen=True, slots=True)
