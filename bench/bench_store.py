@@ -77,6 +77,16 @@ def _store(value_at: Any) -> Any:
     return run
 
 
+def _store_transaction(value_at: Any) -> Any:
+    def run(directory: Path, n: int) -> None:
+        state = store.open(directory / "state.json", default=None)
+        for i in range(n):
+            with state.transaction():
+                state.value = value_at(i)
+
+    return run
+
+
 def _atomic_store(value_at: Any) -> Any:
     def run(directory: Path, n: int) -> None:
         state = atomic_store.open(str(directory / "state.json"), default=None)
@@ -119,6 +129,11 @@ def workloads(quick: bool) -> list[Workload]:
     small = Workload("store: commit of a small value (durable)", 50 if quick else 500, "os-only")
     small.add("os-only", _os_only(small_value), note="json.dumps, temp, fsync, rename, dir fsync")
     small.add("persistkit.store", _store(small_value), note="store.commit()")
+    small.add(
+        "persistkit.store transaction()",
+        _store_transaction(small_value),
+        note="lock, re-read, commit, unlock",
+    )
     if atomic_store is not None:
         small.add("atomic_store 0.0.1", _atomic_store(small_value), note="through atomicwrites")
 

@@ -1,0 +1,25 @@
+"""Remember every start of this program in runs.json (atomic_store's first README example).
+
+Run it a few times: each run prints the earlier start times and adds its own. Interrupt it
+or make it fail inside the ``with`` block and runs.json keeps its previous content.
+
+    python examples/store_runs.py [runs.json]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from persistkit import store as atomic_store
+
+
+def main(path: str) -> None:
+    with atomic_store.open(path, default=[]) as store:
+        print("Previous executions:")
+        print(store.value)
+        store.value.append(time.strftime("%Y-%m-%d %H:%M:%S%z"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs.json")
