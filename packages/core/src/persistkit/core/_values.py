@@ -29,17 +29,10 @@ def read_value(path: str | os.PathLike[str], format: Any = None) -> Any:
     """
     codec = resolve_format(format)
     name = os.fspath(path)
-    if codec.is_binary:
-        with open(name, "rb") as binary:
-            try:
-                return codec.load(binary)
-            except (OSError, MemoryError):
-                raise
-            except Exception as error:
-                raise CorruptFileError(name, f"{type(error).__name__}: {error}") from error
-    with open(name, encoding="utf-8") as text:
+    file = open(name, "rb") if codec.is_binary else open(name, encoding="utf-8")  # noqa: SIM115
+    with file:
         try:
-            return codec.load(text)
+            return codec.load(file)
         except (OSError, MemoryError):
             raise
         except Exception as error:
