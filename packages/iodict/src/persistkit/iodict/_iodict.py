@@ -38,6 +38,11 @@ _KNOWN_FORMATS = ("pickle", "json", "bson")
 _XATTR_RESERVE = 256
 
 
+def _encoder(key: Key) -> str:
+    """Return the file name an item of ``key`` has (iodict 0.0.8's ``_encoder``)."""
+    return file_name(canonical_bytes(key))
+
+
 def _durability(value: str) -> str:
     if value not in ("durable", "atomic"):
         raise InvalidArgumentError(f"durability must be 'durable' or 'atomic', not {value!r}")
@@ -112,6 +117,7 @@ class IODict(MutableMapping[Key, Any]):
         self._durability: Any = _durability(durability)
         directory = open_directory(path)
         self._db_path = directory
+        self._encoder = _encoder
         self._lock = StoreLock(os.path.join(directory, LOCK_NAME), resolve_user_lock(lock))
         meta = read_meta(directory)
         if meta is None and not self._has_items():
