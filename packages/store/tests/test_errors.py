@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from persistkit import store
 from persistkit.core.errors import SyncError
-from persistkit.core.testing import inject_error
+from persistkit.core.testing import inject_error, record_calls
 from persistkit.store import CorruptFileError, SerializationError
 
 
@@ -132,6 +132,23 @@ def test_a_value_that_cannot_be_encoded_leaves_the_file_untouched(
         state.commit()
     assert _snapshot(path) == before
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("size", [10, 300_000], ids=["small", "several-slices"])
+def test_json_encoding_fails_before_any_filesystem_call(tmp_path: Path, size: int) -> None:
+    state = store.open(tmp_path / "s.json", default=None)
+    state.value = {"rows": ["x" * 10] * size, "bad": {1, 2}}
+    failures: list[BaseException] = []
+
+    def commit() -> None:
+        try:
+            state.commit()
+        except SerializationError as error:
+            failures.append(error)
+
+    assert record_calls(commit) == []
+    assert len(failures) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_circular_value_is_refused_and_the_file_kept(tmp_path: Path) -> None:

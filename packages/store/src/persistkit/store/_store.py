@@ -20,12 +20,16 @@ from persistkit.core import (
     write_value,
 )
 from persistkit.core.errors import InvalidArgumentError
-from persistkit.store._json_format import SLICED_JSON
+from persistkit.store._json_format import SLICED_JSON, write_json
 from persistkit.store.errors import TransactionError
 
 T = TypeVar("T")
 
 _DURABILITIES = frozenset(get_args(Durability))
+
+
+def _is_json(format: Any) -> bool:
+    return format is None or format is json or (isinstance(format, str) and format == "json")
 
 
 def _resolve(
@@ -37,7 +41,7 @@ def _resolve(
     for name, kwargs in (("dump_kwargs", dump_kwargs), ("load_kwargs", load_kwargs)):
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise InvalidArgumentError(f"{name} must be a mapping, not {type(kwargs).__name__}")
-    if format is None or format is json or (isinstance(format, str) and format == "json"):
+    if _is_json(format):
         return resolve_format(
             SLICED_JSON,
             is_binary=False if is_binary is None else is_binary,
@@ -105,6 +109,7 @@ class AtomicStore(Generic[T]):
             )
         self.path = os.fspath(path)
         self.codec = _resolve(format, is_binary, dump_kwargs, load_kwargs)
+        self._json_dump_kwargs = dict(dump_kwargs or {}) if _is_json(format) else None
         self.durability: Durability = durability
         self.ignore_inner_exits = bool(ignore_inner_exits)
         self._default = _copy_default(default)
@@ -162,6 +167,11 @@ class AtomicStore(Generic[T]):
             OSError: e.g. the directory is missing or the disk is full; the file keeps its old
                 content.
         """
+        if self._json_dump_kwargs is not None:
+            return write_json(
+                self.path, self.value, self._json_dump_kwargs, durability=self.durability
+            )
+        # Other formats encode straight into core's temporary file (pickle streams).
         return write_value(
             self.path, self.value, self.codec, stream=True, durability=self.durability
         )
