@@ -1,1 +1,75 @@
-"""persistkit-tracker (in progress)."""
+"""persistkit-tracker: tastypy's persistent ordered dict and progress tracker, for Python 3.
+
+Switch from tastypy by changing one import::
+
+    from persistkit import tracker as tastypy
+
+- `PersistentOrderedDict` / `POD`: a dict kept on disk in tastypy's files, in insertion order.
+- `ProgressTracker` / `Tracker`: a POD of tasks (done, aborted, tries) for resumable jobs.
+- `SharedPersistentOrderedDict` / `SharedPOD` and `SharedProgressTracker` / `SharedTracker`:
+  the same, shared by any processes that open the folder, with no server process.
+
+Every sync is atomic (all its keys land or none), goes through persistkit-core, and costs in
+proportion to the shard files it changes. Pending changes are synced at exit, on an uncaught
+exception, on SIGTERM and on SIGINT.
+
+Example:
+    >>> from persistkit.tracker import Tracker
+    >>> tracker = Tracker("crawl.tracker", max_tries=3)  # doctest: +SKIP
+    >>> tracker.add_if_absent("https://example.org/")  # doctest: +SKIP
+"""
+
+from persistkit.tracker._exit_hooks import sync_all
+from persistkit.tracker._pod import (
+    DEFAULT_FILE_SIZE,
+    DEFAULT_SYNC_AT,
+    POD,
+    PersistentOrderedDict,
+)
+from persistkit.tracker._set_proxy import DeepProxy
+from persistkit.tracker._shared import (
+    SharedPersistentOrderedDict,
+    SharedPOD,
+    SharedProgressTracker,
+    SharedTracker,
+)
+from persistkit.tracker._tracker import Progress, ProgressTracker, Tracker
+from persistkit.tracker.errors import (
+    CalledClosedTrackerError,
+    ClosedStoreError,
+    DuplicateKeyError,
+    IntegrityError,
+    InvalidKeyError,
+    PersistentOrderedDictException,
+    PersistentOrderedDictIntegrityError,
+    StoreMismatchError,
+    TrackerError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_FILE_SIZE",
+    "DEFAULT_SYNC_AT",
+    "POD",
+    "CalledClosedTrackerError",
+    "ClosedStoreError",
+    "DeepProxy",
+    "DuplicateKeyError",
+    "IntegrityError",
+    "InvalidKeyError",
+    "PersistentOrderedDict",
+    "PersistentOrderedDictException",
+    "PersistentOrderedDictIntegrityError",
+    "Progress",
+    "ProgressTracker",
+    "SharedPOD",
+    "SharedPersistentOrderedDict",
+    "SharedProgressTracker",
+    "SharedTracker",
+    "StoreMismatchError",
+    "Tracker",
+    "TrackerError",
+    "__version__",
+    "sync_all",
+]

@@ -1,0 +1,786 @@
+"""`PersistentOrderedDict`: a dict on disk in tastypy's format, synced atomically."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import Any, ClassVar
+
+from persistkit.core import Durability, fsync_dir
+from persistkit.core.errors import InvalidArgumentError
+from persistkit.tracker import _exit_hooks
+from persistkit.tracker._exit_hooks import GUARD
+from persistkit.tracker._lines import Key, encode_line, encode_value, normalize_key
+from persistkit.tracker._set_proxy import IN_PLACE, DeepProxy
+from persistkit.tracker._store import Signature, StoreFolder
+from persistkit.tracker.errors import ClosedStoreError, IntegrityError, StoreMismatchError
+
+DEFAULT_FILE_SIZE = 1000
+DEFAULT_SYNC_AT = 1000
+
+DONE, TRIED, ABORTED = 1, 2, 4
+
+
+def task_flags(value: Any) -> int:
+    """Return the done/tried/aborted bits of a tracker task value (0 for anything else)."""
+    if type(value) is not dict and not isinstance(value, dict):
+        return 0
+    flags = DONE if value.get("_done") else 0
+    tries = value.get("_tries", 0)
+    if isinstance(tries, int | float) and not isinstance(tries, bool) and tries > 0:
+        flags |= TRIED
+    if value.get("_aborted"):
+        flags |= ABORTED
+    return flags
+
+
+class _Shard:
+    """The keys of one shard file, in order, and what is known about the file on disk."""
+
+    __slots__ = ("disk_count", "keys", "rewrite", "signature")
+
+    def __init__(self, keys: list[Key], disk_count: int, signature: Signature | None) -> None:
+        self.keys = keys
+        self.disk_count = disk_count  # keys[:disk_count] are the file's lines, in order
+        self.signature = signature
+        self.rewrite = False  # a key was removed: the file must be written from scratch
+
+
+class StoreState:
+    """The in-memory content of one store, shared by the POD objects that are clones.
+
+    ``pending`` holds the keys to look at on the next sync: keys that were set, and keys
+    whose (mutable) value was handed out and may have been changed in place. At sync each
+    pending key's line is encoded and compared with the line on disk, so a key that was only
+    read costs no write. For tracker counters, ``pending`` maps each key to the task flags its
+    value had when it became pending (the counters still count those flags).
+    """
+
+    def __init__(
+        self, folder: str, *, gzipped: bool, file_size: int, durability: Durability
+    ) -> None:
+        self.folder = folder
+        self.files = StoreFolder(folder, gzipped)
+        self.gzipped = gzipped
+        self.file_size = file_size
+        self.durability: Durability = durability
+        self.values: dict[Key, Any] = {}
+        self.shard_of: dict[Key, int] = {}
+        self.shards: list[_Shard] = []
+        self.disk_shards = 0
+        self.pending: dict[Key, int] = {}
+        self.rewrite_shards: set[int] = set()
+        self.force_shards: set[int] = set()
+        self.generation = 0
+        self.counts: list[int] | None = None
+        self.closed = False
+        self.owner_pid = os.getpid()
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the whole store from disk, finishing an interrupted sync first."""
+        with self.files.lock:
+            manifest = self.files.recover(self.durability)
+            if manifest is not None:
+                count, generation, tastypy_rules = manifest.shards, manifest.generation, False
+            else:
+                count = self.files.shard_count_without_manifest(self.file_size)
+                generation, tastypy_rules = 0, True
+            values: dict[Key, Any] = {}
+            shard_of: dict[Key, int] = {}
+            shards: list[_Shard] = []
+            for index in range(count):
+                shard = self.files.read_shard(index)
+                if tastypy_rules and index < count - 1 and len(shard.keys) != self.file_size:
+                    raise IntegrityError(
+                        self.files.shard_path(index),
+                        f"has {len(shard.keys)} lines instead of file_size={self.file_size} "
+                        "(a store written by tastypy must be opened with its file_size)",
+                    )
+                before = len(values)
+                values.update(zip(shard.keys, shard.values, strict=True))
+                if len(values) - before != len(shard.keys):
+                    raise IntegrityError(self.files.shard_path(index), "a key appears twice")
+                shard_of.update(dict.fromkeys(shard.keys, index))
+                shards.append(_Shard(shard.keys, len(shard.keys), shard.signature))
+        self.values, self.shard_of, self.shards = values, shard_of, shards
+        self.disk_shards = count
+        self.generation = generation
+        self.pending = {}
+        self.rewrite_shards = set()
+        self.force_shards = set()
+        self.counts = None
+
+    def refresh(self) -> None:
+        """Bring memory up to date with what other processes committed; the lock is held.
+
+        Only the shards changed since this process last looked are read again (all of them
+        when more changed than the manifest's history remembers).
+        """
+        files = self.files
+        manifest = files.read_manifest()
+        if manifest is None:
+            if self.generation != 0:
+                self.load()
+            return
+        unfinished = any(
+            os.path.exists(files.pending_path(manifest.generation, index))
+            for index in manifest.commit
+        ) or os.path.exists(files.shard_path(manifest.shards))
+        if unfinished:
+            # A writer died between its commit point and the end of its renames.
+            files.recover(self.durability)
+        if manifest.generation == self.generation and not unfinished:
+            return
+        changed = manifest.changed_since(self.generation)
+        if changed is None or self.pending or self.rewrite_shards:
+            self.load()
+            return
+        self._reload_shards(sorted(changed), manifest.shards)
+        self.generation = manifest.generation
+
+    def _reload_shards(self, indexes: list[int], count: int) -> None:
+        counts = self.counts
+        while len(self.shards) < count:
+            self.shards.append(_Shard([], 0, None))
+        for index in indexes:
+            if index >= count:
+                continue
+            shard = self.files.read_shard(index)
+            self._drop_keys(self.shards[index].keys, index)
+            for key, value in zip(shard.keys, shard.values, strict=True):
+                if counts is not None:
+                    if key in self.values:
+                        self._count(self.values[key], -1)
+                    self._count(value, 1)
+                self.values[key] = value
+                self.shard_of[key] = index
+            self.shards[index] = _Shard(shard.keys, len(shard.keys), shard.signature)
+        for index in range(count, len(self.shards)):
+            self._drop_keys(self.shards[index].keys, index)
+        del self.shards[count:]
+        self.disk_shards = count
+
+    def _drop_keys(self, keys: list[Key], index: int) -> None:
+        for key in keys:
+            if self.shard_of.get(key) == index:
+                if self.counts is not None:
+                    self._count(self.values[key], -1)
+                del self.values[key]
+                del self.shard_of[key]
+
+    def _count(self, value: Any, sign: int) -> None:
+        flags = task_flags(value)
+        if flags and self.counts is not None:
+            counts = self.counts
+            if flags & DONE:
+                counts[0] += sign
+            if flags & TRIED:
+                counts[1] += sign
+            if flags & ABORTED:
+                counts[2] += sign
+
+    # -- counters -----------------------------------------------------------------------------
+
+    def task_counts(self) -> list[int]:
+        """Return [done, tried, aborted] over all values, exact at this moment."""
+        if self.counts is None:
+            self.counts = [0, 0, 0]
+            pending = self.pending
+            for key, value in self.values.items():
+                self._count(value, 1)
+                if key in pending:
+                    pending[key] = task_flags(value)
+            return self.counts
+        self._fold_pending()
+        return self.counts
+
+    def _fold_pending(self) -> None:
+        """Bring the counters up to date with in-place changes to pending values."""
+        if self.counts is None:
+            return
+        counts = self.counts
+        values = self.values
+        pending = self.pending
+        for key, old in pending.items():
+            new = task_flags(values[key])
+            if new != old:
+                for bit, slot in ((DONE, 0), (TRIED, 1), (ABORTED, 2)):
+                    counts[slot] += bool(new & bit) - bool(old & bit)
+                pending[key] = new
+
+    # -- changes ------------------------------------------------------------------------------
+
+    def touch(self, key: Key) -> None:
+        """Make ``key`` (present) pending: its value may be changed in place."""
+        if key not in self.pending:
+            self.pending[key] = task_flags(self.values[key]) if self.counts is not None else 0
+
+    def put(self, key: Key, value: Any) -> None:
+        """Set ``key`` to ``value`` (already validated), appending a new key at the end."""
+        if key in self.values:
+            self.touch(key)
+            self.values[key] = value
+            return
+        shards = self.shards
+        if not shards or len(shards[-1].keys) >= self.file_size:
+            shards.append(_Shard([], 0, None))
+        index = len(shards) - 1
+        shards[index].keys.append(key)
+        self.shard_of[key] = index
+        self.values[key] = value
+        self.pending[key] = 0  # a new key: the counters do not count it yet
+
+    def delete(self, key: Key) -> Any:
+        """Remove ``key`` (present) and return its value."""
+        index = self.shard_of.pop(key)
+        value = self.values.pop(key)
+        old = self.pending.pop(key, None)
+        if self.counts is not None:
+            if old is None:
+                self._count(value, -1)
+            else:
+                for bit, slot in ((DONE, 0), (TRIED, 1), (ABORTED, 2)):
+                    self.counts[slot] -= bool(old & bit)
+        self.shards[index].keys.remove(key)
+        self.shards[index].rewrite = True
+        self.rewrite_shards.add(index)
+        return value
+
+    def clear(self) -> None:
+        """Remove every key."""
+        for index, shard in enumerate(self.shards):
+            if shard.keys:
+                shard.keys = []
+                shard.rewrite = True
+                self.rewrite_shards.add(index)
+        self.values.clear()
+        self.shard_of.clear()
+        self.pending.clear()
+        if self.counts is not None:
+            self.counts = [0, 0, 0]
+
+    # -- syncing ------------------------------------------------------------------------------
+
+    def exit_sync(self) -> None:
+        """Sync pending changes at exit or on a signal (the exit hooks call this)."""
+        if not self.closed and (self.pending or self.rewrite_shards or self.force_shards):
+            self.sync()
+
+    def sync(self, durability: Durability | None = None) -> bool:
+        """Write every pending change in one atomic commit.
+
+        Returns:
+            True when files were written (False when nothing had changed on disk).
+
+        Raises:
+            SerializationError: a value cannot be stored as JSON; nothing was written and
+                the pending changes are kept.
+        """
+        self._fold_pending()
+        by_shard: dict[int, list[Key]] = {}
+        shard_of = self.shard_of
+        for key in self.pending:
+            by_shard.setdefault(shard_of[key], []).append(key)
+        for index in self.rewrite_shards | self.force_shards:
+            by_shard.setdefault(index, [])
+        count = len(self.shards)
+        while count and not self.shards[count - 1].keys:
+            count -= 1
+        texts: dict[int, str] = {}
+        for index, keys in by_shard.items():
+            if index < count:
+                text = self._shard_text(index, keys, index in self.force_shards)
+                if text is not None:
+                    texts[index] = text
+        if not texts and count == self.disk_shards:
+            self._synced(texts, count)
+            return False
+        data = {index: self.files.encode(text) for index, text in texts.items()}
+        with self.files.lock:
+            manifest = self.files.commit(
+                data,
+                shards=count,
+                known_shards=self.disk_shards,
+                file_size=self.file_size,
+                durability=durability or self.durability,
+            )
+            for index in texts:
+                shard = self.shards[index]
+                shard.signature = self.files.signature(index)
+        previous = self.generation
+        self.generation = manifest.generation if manifest.generation == previous + 1 else -1
+        self._synced(texts, count)
+        return True
+
+    def _synced(self, texts: dict[int, str], count: int) -> None:
+        for index in texts:
+            shard = self.shards[index]
+            shard.disk_count = len(shard.keys)
+            shard.rewrite = False
+        for index in self.rewrite_shards:
+            if index < len(self.shards):
+                self.shards[index].rewrite = False
+        del self.shards[count:]
+        self.disk_shards = count
+        self.pending.clear()
+        self.rewrite_shards.clear()
+        self.force_shards.clear()
+
+    def _shard_text(self, index: int, keys: list[Key], force: bool) -> str | None:
+        """Return the new text of shard ``index``, or None when it would not change."""
+        shard = self.shards[index]
+        values = self.values
+        if not shard.rewrite and shard.disk_count and index < self.disk_shards:
+            lines = self.files.read_lines(index, shard.signature)
+            if lines is not None and len(lines) == shard.disk_count:
+                changed = force
+                members = shard.keys
+                position: Callable[[Key], int]
+                if len(keys) > 8:
+                    lookup = {key: i for i, key in enumerate(members)}
+                    position = lookup.__getitem__
+                else:
+                    position = members.index
+                for key in keys:
+                    where = position(key)
+                    if where < shard.disk_count:
+                        line = encode_line(key, values[key])
+                        if lines[where] != line:
+                            lines[where] = line
+                            changed = True
+                for key in members[shard.disk_count :]:
+                    lines.append(encode_line(key, values[key]))
+                    changed = True
+                return "\n".join(lines) + "\n" if changed else None
+        return "".join([f"{encode_line(key, values[key])}\n" for key in shard.keys])
+
+
+class PersistentOrderedDict(MutableMapping[Any, Any]):
+    """A dict that keeps itself on disk, in tastypy's files, iterating in insertion order.
+
+    Values are JSON data; keys are str, int or (nested) tuples of them, and ``1`` and ``"1"``
+    stay different keys. Changes are kept in memory and written when ``sync_at`` keys are
+    pending, when you call `sync`, and when the program ends: normally, by an uncaught
+    exception, or by SIGTERM or SIGINT. A crash or SIGKILL loses only what was not synced.
+
+    Every sync is atomic as a whole: after any crash the store reopens with all of a sync's
+    changes or none of them. With ``durability="durable"`` (the default) a finished sync also
+    survives power loss. A sync costs in proportion to the shard files it changes, never to
+    the size of the store.
+
+    A value changed in place through the POD (``pod[k].append(x)``, ``pod[k]["a"] = 1``) is
+    persisted: reading a list or dict value marks its key for checking at the next sync,
+    where only keys whose JSON really changed are written (tastypy rewrote every key read).
+
+    PODs opened on one folder in one process share their data (``clone=True``), so they
+    cannot overwrite each other with stale values. For several processes use `SharedPOD`.
+
+    Args:
+        path: the store's folder (created if missing). An existing tastypy store opens as is.
+        init: initial content, applied with `update` (a mapping or key-value pairs).
+        gzipped: the shard files are gzipped (``0.json.gz`` ...).
+        file_size: keys per shard file. Smaller files make syncs cheaper and folders bigger.
+        sync_at: sync automatically once this many keys are pending.
+        clone: share memory with the other PODs of this process on the same folder.
+        durability: ``"durable"`` (fsync: a sync survives power loss) or ``"atomic"`` (no
+            fsync: a sync survives a crash of the process, not of the machine).
+
+    Raises:
+        IntegrityError: the store's files are damaged (they are left untouched).
+        StoreMismatchError: ``gzipped`` does not match the files, or a live clone has other
+            settings.
+
+    Example:
+        >>> pod = POD("results.pod")  # doctest: +SKIP
+        >>> pod["page-1"] = {"words": 310}  # doctest: +SKIP
+        >>> pod.sync()  # doctest: +SKIP
+    """
+
+    _clones: ClassVar[dict[str, StoreState]] = {}
+    _clones_guard: ClassVar[threading.RLock] = threading.RLock()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> PersistentOrderedDict:
+        # tastypy's own crawler example opens a tracker as ``POD(path, max_tries=3)``.
+        if cls is PersistentOrderedDict and "max_tries" in kwargs:
+            from persistkit.tracker._tracker import ProgressTracker  # noqa: PLC0415 - a cycle
+
+            return super().__new__(ProgressTracker)
+        return super().__new__(cls)
+
+    def __init__(  # noqa: PLR0917 - tastypy's positional signature
+        self,
+        path: str | os.PathLike[str],
+        init: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None,
+        gzipped: bool = False,
+        file_size: int = DEFAULT_FILE_SIZE,
+        sync_at: int = DEFAULT_SYNC_AT,
+        clone: bool = True,
+        *,
+        durability: Durability = "durable",
+    ) -> None:
+        if not isinstance(file_size, int) or isinstance(file_size, bool) or file_size < 1:
+            raise InvalidArgumentError(f"file_size must be a positive int, not {file_size!r}")
+        if not isinstance(sync_at, int) or isinstance(sync_at, bool) or sync_at < 0:
+            raise InvalidArgumentError(f"sync_at must be an int >= 0, not {sync_at!r}")
+        if durability not in ("durable", "atomic"):
+            raise InvalidArgumentError(f"durability must be 'durable' or 'atomic': {durability!r}")
+        folder = _prepare_folder(path)
+        self.sync_at = sync_at
+        self._hold = False
+        self._state = self._open_state(folder, bool(gzipped), file_size, clone, durability)
+        self.set = DeepProxy(self._call_deep)
+        if init:
+            self.update(init)
+
+    @classmethod
+    def _open_state(
+        cls, folder: str, gzipped: bool, file_size: int, clone: bool, durability: Durability
+    ) -> StoreState:
+        with cls._clones_guard:
+            state = cls._clones.get(folder) if clone else None
+            if state is not None and state.owner_pid == os.getpid() and not state.closed:
+                if state.gzipped != gzipped or state.file_size != file_size:
+                    raise StoreMismatchError(
+                        f"a POD on {folder!r} is open in this process with gzipped="
+                        f"{state.gzipped}, file_size={state.file_size}"
+                    )
+                return state
+            state = StoreState(folder, gzipped=gzipped, file_size=file_size, durability=durability)
+            GUARD.depth += 1
+            try:
+                state.load()
+            finally:
+                GUARD.depth -= 1
+                _exit_hooks.operation_ended()
+            if clone:
+                cls._clones[folder] = state
+            _exit_hooks.register(state)
+            return state
+
+    # -- the mapping --------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The store's folder (absolute, symlinks resolved)."""
+        return self._state.folder
+
+    def _live(self) -> StoreState:
+        state = self._state
+        if state.closed:
+            raise ClosedStoreError(f"the store {state.folder!r} was closed")
+        return state
+
+    def __getitem__(self, key: Any) -> Any:
+        state = self._live()
+        key = normalize_key(key)
+        value = state.values[key]
+        if isinstance(value, dict | list):
+            if not self._hold and len(state.pending) >= self.sync_at and key not in state.pending:
+                # Sync before marking, so the change the caller is about to make is checked
+                # by the next sync rather than missed by this one.
+                self.sync()
+            state.touch(key)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        state = self._live()
+        key = normalize_key(key)
+        value = self._checked_value(value)
+        encode_value(value)
+        GUARD.depth += 1
+        try:
+            state.put(key, value)
+        finally:
+            GUARD.depth -= 1
+            if GUARD.deferred:
+                _exit_hooks.operation_ended()
+        self._maybe_sync()
+
+    def _checked_value(self, value: Any) -> Any:
+        return value
+
+    def __delitem__(self, key: Any) -> None:
+        state = self._live()
+        key = normalize_key(key)
+        if key not in state.values:
+            raise KeyError(key)
+        GUARD.depth += 1
+        try:
+            state.delete(key)
+        finally:
+            GUARD.depth -= 1
+            _exit_hooks.operation_ended()
+        self._maybe_sync()
+
+    def __contains__(self, key: object) -> bool:
+        return normalize_key(key) in self._live().values
+
+    def __len__(self) -> int:
+        return len(self._live().values)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._walk_keys()
+
+    def _walk_keys(self) -> Iterator[Key]:
+        # Keys added during the iteration are visited too (tastypy's crawler example adds
+        # the URLs it finds while it iterates); a key deleted meanwhile may make it skip one.
+        state = self._live()
+        index = position = 0
+        while index < len(state.shards):
+            keys = state.shards[index].keys
+            if position < len(keys):
+                chunk = keys[position:]
+                position += len(chunk)
+                yield from chunk
+            else:
+                index += 1
+                position = 0
+
+    def _peek(self, key: Key) -> Any:
+        """Return the value of ``key`` without marking it pending."""
+        return self._live().values[key]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PersistentOrderedDict):
+            return self._live().values == other._live().values
+        if isinstance(other, Mapping):
+            return self._live().values == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable mappings are unhashable
+
+    def __repr__(self) -> str:
+        state = self._state
+        if state.closed:
+            return f"{type(self).__name__}({state.folder!r}, <closed>)"
+        shown = []
+        for count, key in enumerate(self._walk_keys()):
+            if count == 10:
+                shown.append(f"... ({len(state.values) - 10} more)")
+                break
+            shown.append(f"{key!r}: {state.values[key]!r}")
+        return f"{type(self).__name__}({state.folder!r}, {{{', '.join(shown)}}})"
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """Return the value of ``key``, or ``default`` when it is absent."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        """Remove ``key`` and return its value (or ``default``; KeyError without one)."""
+        if len(default) > 1:
+            raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
+        state = self._live()
+        key = normalize_key(key)
+        if key not in state.values:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        value = state.values[key]
+        del self[key]
+        return value
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove and return the most recently added item, as `dict.popitem` does."""
+        state = self._live()
+        for shard in reversed(state.shards):
+            if shard.keys:
+                key = shard.keys[-1]
+                return key, self.pop(key)
+        raise KeyError("popitem(): the POD is empty")
+
+    def clear(self) -> None:
+        """Remove every key; the next sync empties the store (atomically, like any sync)."""
+        state = self._live()
+        GUARD.depth += 1
+        try:
+            state.clear()
+        finally:
+            GUARD.depth -= 1
+            _exit_hooks.operation_ended()
+        self._maybe_sync()
+
+    def update(self, *mappings: Any, **kwargs: Any) -> None:
+        """Set keys from mappings, iterables of pairs and keyword arguments (rightmost wins).
+
+        As in tastypy, anything with a ``keys`` method is a mapping; anything else must
+        yield key-value pairs.
+        """
+        for mapping in mappings:
+            if hasattr(mapping, "keys"):
+                for key in mapping.keys():  # noqa: SIM118 - tastypy: anything with keys()
+                    self[key] = mapping[key]
+            else:
+                for key, value in mapping:
+                    self[key] = value
+        for key, value in kwargs.items():
+            self[key] = value
+
+    # -- tastypy's iteration API --------------------------------------------------------------
+
+    def iterkeys(self) -> Iterator[Any]:
+        """Iterate over the keys in the order they were first added."""
+        return self._walk_keys()
+
+    def itervalues(self) -> Iterator[Any]:
+        """Iterate over the values in key order; each dict or list yielded is watched."""
+        for _key, value in self.iteritems():
+            yield value
+
+    def iteritems(self) -> Iterator[tuple[Any, Any]]:
+        """Iterate over (key, value) pairs in key order.
+
+        A dict or list value yielded here may be changed in place by the loop body: its key
+        is marked for checking when the loop moves on, so the change is synced.
+        """
+        state = self._live()
+        for key in self._walk_keys():
+            value = state.values.get(key, _MISSING)
+            if value is _MISSING:
+                continue
+            yield key, value
+            if isinstance(value, dict | list) and key in state.values:
+                state.touch(key)
+                self._maybe_sync()
+
+    # -- synchronisation ----------------------------------------------------------------------
+
+    def mark_dirty(self, key: Any) -> None:
+        """Make ``key`` part of the next sync (a no-op write if its value did not change)."""
+        state = self._live()
+        key = normalize_key(key)
+        if key not in state.values:
+            raise KeyError(key)
+        state.touch(key)
+
+    def dirty(self) -> set[Any]:
+        """Return the keys the next sync will check: set, added or read (dict/list) keys."""
+        return set(self._live().pending)
+
+    def sync(self) -> None:
+        """Write all pending changes now, in one atomic commit.
+
+        When it returns, every change made so far is on disk (durable across power loss with
+        ``durability="durable"``). Raises `SerializationError` without writing anything if a
+        value was changed in place into something JSON cannot hold.
+        """
+        state = self._live()
+        GUARD.depth += 1
+        try:
+            state.sync()
+        finally:
+            GUARD.depth -= 1
+            _exit_hooks.operation_ended()
+
+    def sync_key(self, key: Any) -> None:
+        """Write ``key`` to disk now (with any other pending change: a sync is all or nothing)."""
+        self.mark_dirty(key)
+        self.sync()
+
+    def hold(self) -> None:
+        """Stop syncing automatically at ``sync_at`` (exit and `sync` still sync)."""
+        self._hold = True
+
+    def unhold(self) -> None:
+        """Resume syncing automatically, syncing now if ``sync_at`` keys are pending."""
+        self._hold = False
+        self._maybe_sync()
+
+    def revert(self) -> None:
+        """Drop every unsynced change and read the store again from disk."""
+        state = self._live()
+        GUARD.depth += 1
+        try:
+            state.load()
+        finally:
+            GUARD.depth -= 1
+            _exit_hooks.operation_ended()
+
+    def close(self) -> None:
+        """Sync, then release the store; this POD and its clones cannot be used afterwards."""
+        state = self._state
+        if state.closed:
+            return
+        self.sync()
+        state.closed = True
+        _exit_hooks.unregister(state)
+        with self._clones_guard:
+            if self._clones.get(state.folder) is state:
+                del self._clones[state.folder]
+
+    def __enter__(self) -> PersistentOrderedDict:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _maybe_sync(self) -> None:
+        if not self._hold and len(self._state.pending) + len(self._state.rewrite_shards) >= (
+            self.sync_at
+        ):
+            self.sync()
+
+    # -- deep mutation through .set -----------------------------------------------------------
+
+    def _call_deep(self, path: tuple[Any, ...], method: str, *args: Any, **kwargs: Any) -> Any:
+        if not path:
+            return getattr(self, method)(*args, **kwargs)
+        state = self._live()
+        key = normalize_key(path[0])
+        target = state.values[key]
+        for part in path[1:]:
+            target = target[part]
+        state.touch(key)
+        result = _call_method(target, method, args, kwargs)
+        self._maybe_sync()
+        return result
+
+
+_MISSING = object()
+
+
+def _call_method(target: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call ``target.method``; an in-place operator falls back to the plain one, as ``+=`` does."""
+    function = getattr(target, method, None)
+    result: Any = NotImplemented
+    if function is not None:
+        result = function(*args, **kwargs)
+    in_place = method.startswith("__i") and method.endswith("__")
+    if in_place and result is not NotImplemented and result is target:
+        return IN_PLACE
+    if result is NotImplemented and in_place:
+        plain = getattr(target, "__" + method[3:], None)
+        if plain is not None:
+            result = plain(*args, **kwargs)
+    if result is NotImplemented:
+        if function is None and not in_place:
+            raise AttributeError(f"{type(target).__name__!r} object has no attribute {method!r}")
+        raise TypeError(f"unsupported operand for {method}: {type(target).__name__!r}")
+    return result
+
+
+def _prepare_folder(path: str | os.PathLike[str]) -> str:
+    folder = os.path.realpath(os.path.expanduser(os.fspath(path)))
+    if os.path.isdir(folder):
+        return folder
+    if os.path.exists(folder):
+        raise NotADirectoryError(errno.ENOTDIR, "a POD's path must be a folder", folder)
+    missing = []
+    current = folder
+    while not os.path.exists(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    os.makedirs(folder, exist_ok=True)
+    # New folders survive power loss only once their parents are fsynced.
+    for created in reversed(missing):
+        fsync_dir(os.path.dirname(created))
+    return folder
+
+
+POD = PersistentOrderedDict

@@ -1,0 +1,161 @@
+"""Crash a sync at every filesystem call: the store reopens with the old or the new state."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from persistkit.core.testing import crash_at_every_call, record_calls
+from persistkit.tracker import POD, Tracker
+
+
+def build(folder, items, *, file_size, gzipped=False):
+    shutil.rmtree(folder, ignore_errors=True)
+    pod = POD(folder, file_size=file_size, gzipped=gzipped, clone=False)
+    pod.update(items)
+    pod.sync()
+    pod.close()
+
+
+def state_of(folder, *, file_size, gzipped=False):
+    pod = POD(folder, file_size=file_size, gzipped=gzipped, clone=False)
+    items = list(pod.items())
+    pod.close()
+    return items
+
+
+def leftovers(folder):
+    return [name for name in os.listdir(folder) if name.startswith(".")]
+
+
+OLD = [(f"k{i}", {"n": i}) for i in range(12)]
+
+
+def change(pod):
+    pod["k1"] = {"n": "one"}  # shard 0
+    pod["k7"]["n"] = "seven"  # shard 2, in place
+    del pod["k10"]  # shard 3 rewritten
+    del pod["k11"]
+    pod["k9"] = "nine"  # shard 3
+    pod["new"] = [1, 2]  # appended to shard 3
+
+
+def expected_new():
+    new = dict(OLD)
+    new["k1"] = {"n": "one"}
+    new["k7"] = {"n": "seven"}
+    del new["k10"], new["k11"]
+    new["k9"] = "nine"
+    new["new"] = [1, 2]
+    return list(new.items())
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_crash_at_every_call_of_a_multi_file_sync(tmp_path, gzipped):
+    folder = tmp_path / "store"
+    new = expected_new()
+    outcomes = []
+
+    def operation():
+        pod = POD(folder, file_size=3, gzipped=gzipped, clone=False)
+        change(pod)
+        pod.sync()
+
+    def check(point):
+        state = state_of(folder, file_size=3, gzipped=gzipped)
+        assert state in (OLD, new), point
+        outcomes.append(state == new)
+        assert leftovers(folder) == []
+        assert state_of(folder, file_size=3, gzipped=gzipped) == state
+
+    runs = crash_at_every_call(
+        operation,
+        check=check,
+        setup=lambda: build(folder, OLD, file_size=3, gzipped=gzipped),
+    )
+    assert runs > 15
+    # The commit point is one rename: every crash before it gives the old state, after it
+    # the new one, and there is exactly one switch.
+    assert outcomes == sorted(outcomes)
+    assert outcomes[0] is False and outcomes[-1] is True
+
+
+def test_crash_during_recovery_after_a_crashed_sync(tmp_path):
+    folder = tmp_path / "store"
+    scratch = tmp_path / "scratch"
+    new = expected_new()
+    recoveries = []
+
+    def operation():
+        pod = POD(folder, file_size=3, clone=False)
+        change(pod)
+        pod.sync()
+
+    def check(point):
+        snapshot = tmp_path / "snapshot"
+        shutil.rmtree(snapshot, ignore_errors=True)
+        shutil.copytree(folder, snapshot)
+        probe = tmp_path / "probe"
+        shutil.rmtree(probe, ignore_errors=True)
+        shutil.copytree(snapshot, probe)
+        expected = state_of(probe, file_size=3)
+
+        def restore():
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.copytree(snapshot, scratch)
+
+        def recheck(inner):
+            assert state_of(scratch, file_size=3) == expected, (point, inner)
+
+        recoveries.append(
+            crash_at_every_call(
+                lambda: POD(scratch, file_size=3, clone=False), check=recheck, setup=restore
+            )
+        )
+        assert expected in (OLD, new)
+
+    crash_at_every_call(operation, check=check, setup=lambda: build(folder, OLD, file_size=3))
+    # Some crash points leave work for the reopen to finish (renames past the commit point).
+    assert max(recoveries) > 1
+
+
+def test_sync_writes_only_through_core_and_cost_follows_changed_shards(tmp_path):
+    small, large = tmp_path / "small", tmp_path / "large"
+    build(small, [(i, i) for i in range(100)], file_size=10)
+    build(large, [(i, i) for i in range(5000)], file_size=10)
+
+    def calls_for(folder):
+        pod = POD(folder, file_size=10, clone=False)
+        for key in (3, 45, 77):
+            pod[key] = "x"
+        return record_calls(pod.sync)
+
+    small_calls, large_calls = calls_for(small), calls_for(large)
+    assert [c.name for c in small_calls] == [c.name for c in large_calls]
+    renamed = [os.path.basename(c.path) for c in large_calls if c.name == "rename"]
+    assert {"0.json", "4.json", "7.json", "persistkit-tracker.json"} <= set(renamed)
+
+
+def test_tracker_sync_crash_keeps_counts_consistent(tmp_path):
+    folder = tmp_path / "t"
+
+    def setup():
+        shutil.rmtree(folder, ignore_errors=True)
+        tracker = Tracker(folder, file_size=2, clone=False)
+        tracker.add_many(range(6))
+        tracker.close()
+
+    def operation():
+        tracker = Tracker(folder, file_size=2, clone=False)
+        for key in (0, 3, 5):
+            tracker.mark_done(key)
+        tracker.sync()
+
+    def check(point):
+        tracker = Tracker(folder, file_size=2, clone=False)
+        assert tracker.num_done() in (0, 3), point
+        assert sorted(k for k in tracker if tracker.done(k)) in ([], [0, 3, 5])
+        tracker.close()
+
+    crash_at_every_call(operation, check=check, setup=setup)
