@@ -16,13 +16,15 @@ from persistkit.core import write_text
 from persistkit.core.testing import CrashPoint, crash_at_every_call
 
 OLD = {"version": 1, "rows": ["old"] * 10}
-NEW = {"version": 2, "rows": [f"new {i}" for i in range(60_000)]}  # > 1 MiB: several slices
+SMALL_NEW = {"version": 2, "rows": ["new"]}
+LARGE_NEW = {"version": 2, "rows": [f"new {i}" for i in range(60_000)]}  # > 1 MiB: slices
 
 
+@pytest.mark.parametrize("new", [SMALL_NEW, LARGE_NEW], ids=["small", "large"])
 @pytest.mark.parametrize("format", [None, "pickle"])
 @pytest.mark.parametrize("existing", [True, False], ids=["replace", "create"])
 def test_crash_at_every_filesystem_call_of_commit(
-    tmp_path: Path, format: Any, existing: bool
+    tmp_path: Path, format: Any, existing: bool, new: Any
 ) -> None:
     path = tmp_path / "state"
     seen: list[Any] = []
@@ -35,22 +37,22 @@ def test_crash_at_every_filesystem_call_of_commit(
 
     def commit() -> None:
         state = store.open(path, format=format)
-        state.value = NEW
+        state.value = new
         state.commit()
 
     def check(point: CrashPoint) -> None:
         # What a restarted program finds: it opens the store without an error.
         value = store.open(path, default="missing", format=format).value
-        expected = (OLD if existing else "missing", NEW)
+        expected = (OLD if existing else "missing", new)
         assert value in expected, f"torn state after crashing at {point}"
         if point.completed:
-            assert value == NEW
+            assert value == new
         seen.append(value)
 
     runs = crash_at_every_call(commit, check=check, setup=setup)
     assert runs >= 4  # create, fsync, rename, directory fsync at least
     assert seen[0] == (OLD if existing else "missing")
-    assert seen[-1] == NEW
+    assert seen[-1] == new
 
 
 def test_a_process_killed_inside_a_with_block_leaves_the_old_file(tmp_path: Path) -> None:

@@ -115,9 +115,10 @@ def test_an_unreadable_file_raises_permission_error_naming_it(unreadable: Path) 
     [
         ({"a set": {1, 2}}, None),
         ("\ud800 lone surrogate", None),
+        (["x" * 300_000, "\ud800 lone surrogate"], None),
         (lambda: None, "pickle"),
     ],
-    ids=["json-set", "json-surrogate", "pickle-lambda"],
+    ids=["json-set", "json-surrogate", "json-surrogate-several-slices", "pickle-lambda"],
 )
 def test_a_value_that_cannot_be_encoded_leaves_the_file_untouched(
     tmp_path: Path, leftovers: Callable[[Path], list[str]], value: Any, format: Any
