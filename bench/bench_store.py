@@ -8,7 +8,7 @@ The 1 MiB workload also measures the ways a store could get JSON into its temp f
 core, so the choice made in ``persistkit.store`` can be checked:
 
 - sliced (the store's way): ``json.dumps`` (C encoder) to one ``str``, written in 256 Ki-char
-  slices: one encoded copy in memory;
+  UTF-8 slices: one encoded copy in memory (a one-slice document goes out in one write);
 - bytes: ``json.dumps(...).encode()`` then ``write_bytes``: two encoded copies;
 - iterencode: ``json.dump`` into the temp file: no copy, but the pure-Python encoder.
 
