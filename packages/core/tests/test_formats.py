@@ -143,3 +143,10 @@ def test_corrupt_files_raise_and_name_the_file(tmp_path: Path, content: bytes, f
 def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_value(tmp_path / "nope")
+
+
+def test_a_pickle_header_claiming_gigabytes_is_corruption(tmp_path: Path) -> None:
+    path = tmp_path / "bad.pkl"
+    path.write_bytes(b"\x80\x04\x95 truncated")  # FRAME opcode with an absurd length
+    with pytest.raises(CorruptFileError):
+        read_value(path, "pickle")

@@ -35,7 +35,7 @@ def test_context_manager_follows_the_same_order(tmp_path: Path) -> None:
             f.write("new")
 
     names = [call.name for call in record_calls(operation)]
-    assert names == ["create", "fsync", "rename", "fsync_dir"]
+    assert names == ["create", "write", "fsync", "rename", "fsync_dir"]
 
 
 def test_create_only_write_publishes_with_renameat2(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from persistkit.core._temp import WriteResult
 from persistkit.core._writer import AtomicWriter, write_bytes
 from persistkit.core.errors import CorruptFileError
 
+_SMALL_FILE = 64 << 20
+
 
 def read_value(path: str | os.PathLike[str], format: Any = None) -> Any:
     """Decode the value stored in ``path``.
@@ -33,7 +35,13 @@ def read_value(path: str | os.PathLike[str], format: Any = None) -> Any:
     with file:
         try:
             return codec.load(file)
-        except (OSError, MemoryError):
+        except OSError:
+            raise
+        except MemoryError:
+            # A corrupt length field (a pickle FRAME header, say) can make a decoder ask for
+            # gigabytes; from a small file that is corruption, not a lack of memory.
+            if os.fstat(file.fileno()).st_size < _SMALL_FILE:
+                raise CorruptFileError(name, "it declares more data than it holds") from None
             raise
         except Exception as error:
             raise CorruptFileError(name, f"{type(error).__name__}: {error}") from error

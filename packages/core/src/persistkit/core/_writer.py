@@ -133,9 +133,13 @@ class AtomicWriter:
 
     def sync(self, f: IO[Any]) -> None:
         """Flush Python's buffers and, when durable, fsync the file (an error aborts)."""
+        staged = self._require_staged()
+        # The caller's writes went through Python's file object, past the seam; report them
+        # here so crash tests can stop between the content and its fsync.
+        _fs.checkpoint("write", staged.path)
         f.flush()
         if self._fsync:
-            self._require_staged().sync(f.fileno())
+            staged.sync(f.fileno())
 
     def commit(self, f: IO[Any]) -> None:
         """Publish the temporary file onto the target with one rename."""
