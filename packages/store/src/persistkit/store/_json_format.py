@@ -67,13 +67,14 @@ def write_json(
     """
     try:
         text = json.dumps(value, **dump_kwargs)
-        if len(text) <= _SLICE:
-            # One slice: a bytes copy of it costs nothing and one write is fastest.
-            return write_bytes(path, text.encode("utf-8"), durability=durability)
+        # One slice: a bytes copy of it costs nothing and one write is fastest.
+        small = text.encode("utf-8") if len(text) <= _SLICE else None
     except MemoryError:
         raise
     except (TypeError, ValueError, RecursionError) as error:
         raise _encoding_failed(error) from error
+    if small is not None:
+        return write_bytes(path, small, durability=durability)
     writer = AtomicWriter(path, "wb", durability=durability)
     try:
         with writer.open() as file:
