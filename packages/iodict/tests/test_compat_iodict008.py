@@ -9,7 +9,6 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from persistkit.iodict import IODict
 
 
@@ -68,5 +67,5 @@ def test_real_iodict008_directory_round_trip(tmp_path: Path) -> None:
     # And iodict 0.0.8 can still read what persistkit wrote (pickle values, same xattrs).
     assert old["fourth"] == 4 and old["first"] == "changed"
     # iodict 0.0.8 shows every file as a key, persistkit's metadata and lock files too.
-    old_keys = sorted(k for k in old.keys() if not k.startswith(".persistkit-iodict."))
+    old_keys = sorted(k for k in old if not k.startswith(".persistkit-iodict."))
     assert old_keys == ["first", "fourth", "second", "third"]

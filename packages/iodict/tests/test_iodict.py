@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from persistkit.core import CorruptFileError, SerializationError
 from persistkit.iodict import (
     IODict,
@@ -46,7 +45,9 @@ def test_dict_api_round_trip(store: IODict) -> None:
         store["b"]
 
 
-def test_insertion_order_survives_overwrite_and_reopen(tmp_path: Path, use_xattrs: bool | None) -> None:
+def test_insertion_order_survives_overwrite_and_reopen(
+    tmp_path: Path, use_xattrs: bool | None
+) -> None:
     store = IODict(tmp_path / "s", use_xattrs=use_xattrs)
     for key in ["z", "a", "m", "b"]:
         store[key] = key
@@ -147,7 +148,22 @@ def test_keys_never_escape_or_overflow(tmp_path: Path, use_xattrs: bool | None) 
 
 
 def test_supported_key_types_do_not_collide(store: IODict) -> None:
-    keys = ["1", b"1", 1, ("1",), (1,), (b"1",), ((1,),), (), "", b"", 0, -1, 10**30, ("a", (b"b", 2))]
+    keys = [
+        "1",
+        b"1",
+        1,
+        ("1",),
+        (1,),
+        (b"1",),
+        ((1,),),
+        (),
+        "",
+        b"",
+        0,
+        -1,
+        10**30,
+        ("a", (b"b", 2)),
+    ]
     for index, key in enumerate(keys):
         store[key] = index
     assert list(store.items()) == [(key, index) for index, key in enumerate(keys)]

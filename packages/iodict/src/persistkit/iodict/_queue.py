@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import queue
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -16,6 +15,7 @@ from persistkit.core import (
     InvalidArgumentError,
     fsync_dir,
     remove,
+    rename,
     resolve_format,
     sweep,
     write_bytes,
@@ -24,13 +24,14 @@ from persistkit.iodict._directory import StoreLock, open_directory, resolve_user
 from persistkit.iodict._layouts import NotAnItemError, open_item
 from persistkit.iodict.errors import QueueClosedError
 
-STATE_NAME = ".persistkit-queue.state"
 QUEUE_LOCK_NAME = ".persistkit-queue.lock"
-_STATE_MAGIC = b"PKQUEUE1"
-_STATE = struct.Struct(">QQQ")
+_MARKER_PREFIX = ".persistkit-queue."
+_KINDS = ("head", "tail", "done")
 _SEQ_DIGITS = 20
 _FIRST_WAIT = 0.001
 _MAX_WAIT = 0.05
+# How far a counter is probed upward from its cached value before the directory is listed.
+_PROBE_LIMIT = 64
 
 
 def _item_name(seq: int) -> str:
@@ -40,11 +41,14 @@ def _item_name(seq: int) -> str:
 class DurableQueue:
     """A FIFO queue kept in a directory, with the `queue.Queue` API.
 
-    Each item is one file named by its sequence number; a small state file holds the head
-    and tail numbers (and the count of unfinished tasks for `join`). Every operation
-    takes the queue's cross-process file lock, reads the state, touches one item file and
-    writes the state back, so ``get`` costs the same at any depth: no directory scan (iodict
-    0.0.8 scanned and sorted the whole directory on every get).
+    Each item is one file named by its sequence number. Three empty marker files carry the
+    counters in their names: ``.persistkit-queue.head.<n>`` (the next item to get),
+    ``.persistkit-queue.tail.<n>`` (the next number to put) and
+    ``.persistkit-queue.done.<n>`` (`task_done` calls, for `join`). Every operation takes
+    the queue's cross-process file lock, finds the markers (one ``stat`` each; the values
+    are cached), touches the item files it needs and commits by renaming one marker. So
+    ``get`` costs the same at any depth, with no directory scan (iodict 0.0.8 scanned and
+    sorted the whole directory on every get) and without creating any file.
 
     Any number of processes, related or not, may put and get on one directory at once:
     every item is delivered to exactly one ``get``, in FIFO order, and none is lost. The
@@ -96,7 +100,7 @@ class DurableQueue:
         self._durability: Any = durability
         self._codec = resolve_format("pickle" if format is None else format)
         self._directory = open_directory(path)
-        self._state_path = os.path.join(self._directory, STATE_NAME)
+        self._counters = {kind: -1 for kind in _KINDS}
         self._lock = StoreLock(
             os.path.join(self._directory, QUEUE_LOCK_NAME), resolve_user_lock(lock)
         )
@@ -104,53 +108,101 @@ class DurableQueue:
         self._closed = False
         self._changed = threading.Condition()
         with self._lock:
-            self._remove_leftovers()
+            self._recover()
 
     @property
     def path(self) -> str:
         """The absolute path of the queue directory."""
         return self._directory
 
-    # -- state -------------------------------------------------------------------------
+    # -- counters ----------------------------------------------------------------------
 
-    def _read_state(self) -> tuple[int, int, int]:
-        try:
-            with open(self._state_path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return 0, 0, 0
-        if len(data) != len(_STATE_MAGIC) + _STATE.size or not data.startswith(_STATE_MAGIC):
-            raise CorruptFileError(self._state_path, "not a persistkit queue state file")
-        head, tail, unfinished = _STATE.unpack_from(data, len(_STATE_MAGIC))
-        return head, tail, unfinished
+    def _marker(self, kind: str, value: int) -> str:
+        return os.path.join(self._directory, f"{_MARKER_PREFIX}{kind}.{value}")
 
-    @staticmethod
-    def _state_bytes(head: int, tail: int, unfinished: int) -> bytes:
-        return _STATE_MAGIC + _STATE.pack(head, tail, unfinished)
+    def _scan_markers(self) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {kind: [] for kind in _KINDS}
+        with os.scandir(self._directory) as entries:
+            for entry in entries:
+                if not entry.name.startswith(_MARKER_PREFIX):
+                    continue
+                kind, _, number = entry.name[len(_MARKER_PREFIX) :].partition(".")
+                if kind in found and number.isdigit():
+                    found[kind].append(int(number))
+        return found
 
-    def _write_state(self, head: int, tail: int, unfinished: int) -> None:
-        write_bytes(
-            self._state_path,
-            self._state_bytes(head, tail, unfinished),
-            durability=self._durability,
-            follow_symlinks=False,
-        )
+    def _counter(self, kind: str) -> int:
+        """Return a counter's value; the caller holds the lock."""
+        cached = self._counters[kind]
+        if cached >= 0:
+            for value in range(cached, cached + _PROBE_LIMIT):
+                if os.path.lexists(self._marker(kind, value)):
+                    self._counters[kind] = value
+                    return value
+        values = self._scan_markers()[kind]
+        if not values:
+            raise CorruptFileError(self._marker(kind, 0), f"the queue's {kind} marker is missing")
+        self._counters[kind] = max(values)
+        return self._counters[kind]
+
+    def _advance(self, kind: str, old: int, new: int) -> None:
+        """Commit a counter change with one rename; the caller holds the lock."""
+        rename(self._marker(kind, old), self._marker(kind, new), durability=self._durability)
+        self._counters[kind] = new
 
     def _item_path(self, seq: int) -> str:
         return os.path.join(self._directory, _item_name(seq))
 
-    def _remove_leftovers(self) -> None:
-        """Remove item files outside [head, tail): what killed getters and putters left."""
-        head, tail, _ = self._read_state()
-        removed = False
+    def _item_numbers(self) -> list[int]:
         with os.scandir(self._directory) as entries:
-            names = [entry.name for entry in entries]
-        for name in names:
-            if len(name) == _SEQ_DIGITS and name.isdigit() and not head <= int(name) < tail:
-                remove(os.path.join(self._directory, name), durability="atomic", missing_ok=True)
-                removed = True
-        if removed and self._durability == "durable":
+            return [
+                int(entry.name)
+                for entry in entries
+                if len(entry.name) == _SEQ_DIGITS and entry.name.isdigit()
+            ]
+
+    def _recover(self) -> None:
+        """Make sure each marker exists once; remove items outside [head, tail).
+
+        Item files outside that range are what a process killed inside ``get`` (below the
+        head) or ``put`` (at or beyond the tail) left; they were never delivered or never
+        acknowledged. Two markers of one kind can only be a rename cut short by power
+        loss; the higher one is kept.
+        """
+        found = self._scan_markers()
+        numbers = self._item_numbers()
+        changed = False
+        values: dict[str, int] = {}
+        for kind in ("head", "tail", "done"):
+            present = found[kind]
+            if present:
+                values[kind] = max(present)
+                for stale in present:
+                    if stale != values[kind]:
+                        remove(self._marker(kind, stale), durability="atomic", missing_ok=True)
+                        changed = True
+                continue
+            if kind == "head":
+                values[kind] = min(numbers, default=0)
+            elif kind == "tail":
+                values[kind] = max(numbers, default=values["head"] - 1) + 1
+            else:
+                values[kind] = values["head"]
+            write_bytes(
+                self._marker(kind, values[kind]),
+                b"",
+                overwrite=False,
+                durability="atomic",
+                follow_symlinks=False,
+            )
+            changed = True
+        for number in numbers:
+            if not values["head"] <= number < values["tail"]:
+                remove(self._item_path(number), durability="atomic", missing_ok=True)
+                changed = True
+        if changed and self._durability == "durable":
             fsync_dir(self._directory)
+        self._counters.update(values)
         sweep(self._directory)
 
     def _decode(self, path: str, payload: bytes) -> Any:
@@ -224,22 +276,16 @@ class DurableQueue:
         delay = _FIRST_WAIT
         while True:
             with self._lock:
-                head, tail, unfinished = self._read_state()
+                head, tail = self._counter("head"), self._counter("tail")
                 if not bounded or not self.maxsize or tail - head < self.maxsize:
                     with Batch(durability=self._durability) as batch:
                         for offset, payload in enumerate(payloads):
                             batch.write_bytes(
                                 self._item_path(tail + offset), payload, follow_symlinks=False
                             )
-                        # Staged last, so it is renamed last: the new tail never names an
-                        # item that is not there yet.
-                        batch.write_bytes(
-                            self._state_path,
-                            self._state_bytes(
-                                head, tail + len(payloads), unfinished + len(payloads)
-                            ),
-                            follow_symlinks=False,
-                        )
+                    # The items are published (and durable) before the tail moves past
+                    # them: the tail never counts an item that is not there.
+                    self._advance("tail", tail, tail + len(payloads))
                     break
             if not block or (deadline is not None and time.monotonic() >= deadline):
                 raise queue.Full
@@ -251,7 +297,7 @@ class DurableQueue:
     def _take(self) -> tuple[bool, Any]:
         """Take the head item if there is one; the caller holds no lock."""
         with self._lock:
-            head, tail, unfinished = self._read_state()
+            head, tail = self._counter("head"), self._counter("tail")
             start = head
             while head < tail:
                 path = self._item_path(head)
@@ -263,13 +309,13 @@ class DurableQueue:
                     continue
                 with os.fdopen(fd, "rb") as f:
                     value = self._decode(path, f.read())
-                # The new head is written (durably) first; only then is the file removed, so
-                # a kill in between leaves a leftover file below the head, never a repeat.
-                self._write_state(head + 1, tail, unfinished)
+                # The head moves (durably) first; only then is the file removed, so a kill
+                # in between leaves a leftover file below the head, never a repeat.
+                self._advance("head", start, head + 1)
                 remove(path, durability="atomic", missing_ok=True)
                 return True, value
             if head != start:
-                self._write_state(head, tail, unfinished)
+                self._advance("head", start, head)
             return False, None
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
@@ -305,7 +351,7 @@ class DurableQueue:
         """
         self._check_open()
         with self._lock:
-            head, tail, unfinished = self._read_state()
+            head, tail = self._counter("head"), self._counter("tail")
             present = []
             for seq in range(head, tail):
                 path = self._item_path(seq)
@@ -317,7 +363,10 @@ class DurableQueue:
                     present.append((path, self._decode(path, f.read())))
             for _, value in present:
                 put(value)
-            self._write_state(tail, tail, max(unfinished - len(present), 0))
+            done = self._counter("done")
+            self._advance("head", head, tail)
+            # Items handed back to memory are no longer tasks of this queue.
+            self._advance("done", done, min(done + len(present), tail))
             for path, _ in present:
                 remove(path, durability="atomic", missing_ok=True)
         self._notify()
@@ -344,8 +393,8 @@ class DurableQueue:
 
     def qsize(self) -> int:
         """Return the number of items in the queue (exact when read, as for any queue)."""
-        head, tail, _ = self._read_state()
-        return tail - head
+        with self._lock:
+            return self._counter("tail") - self._counter("head")
 
     def empty(self) -> bool:
         """Return True if the queue holds no item."""
@@ -367,10 +416,10 @@ class DurableQueue:
         """
         self._check_open()
         with self._lock:
-            head, tail, unfinished = self._read_state()
-            if unfinished == 0:
+            done, tail = self._counter("done"), self._counter("tail")
+            if done >= tail:
                 raise ValueError("task_done() called too many times")
-            self._write_state(head, tail, unfinished - 1)
+            self._advance("done", done, done + 1)
         self._notify()
 
     def join(self, timeout: float | None = None) -> None:
@@ -386,10 +435,14 @@ class DurableQueue:
         self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = _FIRST_WAIT
-        while self._read_state()[2]:
+        while self._unfinished():
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError("unfinished tasks remain")
             delay = self._wait(deadline, delay)
+
+    def _unfinished(self) -> int:
+        with self._lock:
+            return self._counter("tail") - self._counter("done")
 
     def close(self) -> None:
         """Stop using this queue object; later calls raise `QueueClosedError`.

@@ -1,0 +1,144 @@
+"""Crash at every filesystem call of set, delete, update, put and get (core's helper).
+
+The child dies with os._exit just before its k-th filesystem call, for every k: a real
+process death that leaves the files as the kernel has them. After each, a fresh opener
+must find the old state or the new one, nothing in between.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from persistkit.core import sweep
+from persistkit.core.testing import CrashPoint, crash_at_every_call
+from persistkit.iodict import DurableQueue, IODict
+
+
+def _reset_store(directory: Path, use_xattrs: bool | None, content: dict[str, object]) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    store = IODict(directory, use_xattrs=use_xattrs)
+    store.update(content)
+
+
+def _check_store(directory: Path, allowed: list[list[tuple[str, object]]], seen: set[int]):  # type: ignore[no-untyped-def]
+    def check(point: CrashPoint) -> None:
+        items = list(IODict(directory).items())
+        assert items in allowed, f"after a crash at {point}: {items}"
+        seen.add(allowed.index(items))
+        assert len(IODict(directory)) == len(items)
+        sweep(directory, min_age=0)
+        assert not [n for n in os.listdir(directory) if n.endswith(".pktmp")]
+
+    return check
+
+
+@pytest.mark.parametrize(
+    ("operation", "before", "after"),
+    [
+        ("set-new", {"a": 1, "b": 2}, [("a", 1), ("b", 2), ("c", 3)]),
+        ("set-overwrite", {"a": 1, "b": 2}, [("a", 1), ("b", "new")]),
+        ("delete", {"a": 1, "b": 2}, [("b", 2)]),
+        ("setdefault", {"a": 1}, [("a", 1), ("d", 0)]),
+        ("pop", {"a": 1, "b": 2}, [("a", 1)]),
+    ],
+)
+def test_single_item_operations(
+    tmp_path: Path,
+    use_xattrs: bool | None,
+    operation: str,
+    before: dict[str, object],
+    after: list[tuple[str, object]],
+) -> None:
+    directory = tmp_path / "s"
+
+    def run() -> None:
+        store = IODict(directory)
+        if operation == "set-new":
+            store["c"] = 3
+        elif operation == "set-overwrite":
+            store["b"] = "new"
+        elif operation == "delete":
+            del store["a"]
+        elif operation == "setdefault":
+            store.setdefault("d", 0)
+        else:
+            store.pop("b")
+
+    seen: set[int] = set()
+    runs = crash_at_every_call(
+        run,
+        setup=lambda: _reset_store(directory, use_xattrs, before),
+        check=_check_store(directory, [list(before.items()), after], seen),
+    )
+    assert runs > 2 and seen == {0, 1}  # both outcomes were really reached
+
+
+def test_update_is_atomic_per_item(tmp_path: Path, use_xattrs: bool | None) -> None:
+    directory = tmp_path / "s"
+    before = {"a": 1}
+    new = [("b", 2), ("a", 10), ("c", 3)]
+    # Each item is atomic; the update publishes them in order, so a crash leaves a prefix.
+    allowed = [
+        [("a", 1)],
+        [("a", 1), ("b", 2)],
+        [("a", 10), ("b", 2)],
+        [("a", 10), ("b", 2), ("c", 3)],
+    ]
+    seen: set[int] = set()
+    crash_at_every_call(
+        lambda: IODict(directory).update(new),
+        setup=lambda: _reset_store(directory, use_xattrs, before),
+        check=_check_store(directory, allowed, seen),
+    )
+    assert 0 in seen and 3 in seen
+
+
+def _reset_queue(directory: Path, items: list[object]) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    DurableQueue(directory).put_many(items)
+
+
+def _queue_contents(directory: Path) -> list[object]:
+    queue = DurableQueue(directory)
+    size = queue.qsize()
+    items = list(queue.getter())
+    assert len(items) == size
+    return items
+
+
+@pytest.mark.parametrize(
+    ("operation", "after"),
+    [("put", ["a", "b", "c", "new"]), ("get", ["b", "c"]), ("put_many", None)],
+)
+def test_queue_operations(tmp_path: Path, operation: str, after: list[str] | None) -> None:
+    directory = tmp_path / "q"
+    before = ["a", "b", "c"]
+    allowed = [before + ["x", "y", "z"][:n] for n in range(4)] if after is None else [before, after]
+    seen: set[int] = set()
+
+    def run() -> None:
+        queue = DurableQueue(directory)
+        if operation == "put":
+            queue.put("new")
+        elif operation == "get":
+            assert queue.get_nowait() == "a"
+        else:
+            queue.put_many(["x", "y", "z"])
+
+    def check(point: CrashPoint) -> None:
+        items = _queue_contents(directory)
+        assert items in allowed, f"after a crash at {point}: {items}"
+        seen.add(allowed.index(items))
+        # A fresh opener removes the item files the dead process left; its temp files are
+        # young, so only sweep(min_age=0) (no writer alive) may take them.
+        sweep(directory, min_age=0)
+        names = sorted(os.listdir(directory))
+        assert all(name.startswith(".persistkit-queue.") for name in names), names
+        kinds = sorted(name.split(".")[2] for name in names)
+        assert kinds == ["done", "head", "lock", "tail"], names
+
+    crash_at_every_call(run, setup=lambda: _reset_queue(directory, before), check=check)
+    assert 0 in seen and len(allowed) - 1 in seen
