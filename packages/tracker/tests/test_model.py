@@ -101,7 +101,7 @@ class PODMachine(RuleBasedStateMachine):
     @invariant()
     def same_as_the_model(self):
         assert list(self.pod.keys()) == list(self.model)
-        assert {k: self.pod._peek(k) for k in self.pod.keys()} == self.model
+        assert {k: self.pod._peek(k) for k in self.pod} == self.model
 
 
 PODMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)

@@ -216,7 +216,7 @@ def test_workers_sharing_try_keys_never_exceed_max_tries(tmp_path, method):
     tried = []
     finished = 0
     while finished < 3:
-        name, key = results.get()
+        _name, key = results.get()
         if key is None:
             finished += 1
         else:
