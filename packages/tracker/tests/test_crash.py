@@ -81,6 +81,50 @@ def test_crash_at_every_call_of_a_multi_file_sync(tmp_path, gzipped):
     assert outcomes[0] is False and outcomes[-1] is True
 
 
+def test_crash_at_every_call_of_a_one_shard_sync(tmp_path):
+    # One changed shard takes the short path: announce in the manifest, replace the file.
+    folder = tmp_path / "store"
+    new = [(k, {"n": "changed"} if k in ("k3", "k5") else v) for k, v in OLD]
+    outcomes = []
+
+    def operation():
+        pod = POD(folder, file_size=3, clone=False)
+        pod["k3"]["n"] = "changed"
+        pod["k5"] = {"n": "changed"}
+        pod.sync()
+
+    def check(point):
+        state = state_of(folder, file_size=3)
+        assert state in (OLD, new), point
+        outcomes.append(state == new)
+
+    runs = crash_at_every_call(
+        operation, check=check, setup=lambda: build(folder, OLD, file_size=3)
+    )
+    assert runs < 15
+    assert outcomes == sorted(outcomes) and outcomes[-1]
+
+
+def test_reader_that_saw_an_announced_but_unwritten_shard_stays_consistent(tmp_path):
+    from persistkit.tracker import SharedPOD
+
+    folder = tmp_path / "store"
+    build(folder, OLD, file_size=3)
+    reader = SharedPOD(folder, file_size=3)
+    assert reader["k3"] == {"n": 3}
+
+    def operation():
+        writer = SharedPOD(folder, file_size=3)
+        writer["k3"] = "new"
+
+    def check(point):
+        value = reader["k3"]
+        assert value in ({"n": 3}, "new"), point
+        assert value == POD(folder, file_size=3, clone=False)["k3"]
+
+    crash_at_every_call(operation, check=check)
+
+
 def test_crash_during_recovery_after_a_crashed_sync(tmp_path):
     folder = tmp_path / "store"
     scratch = tmp_path / "scratch"

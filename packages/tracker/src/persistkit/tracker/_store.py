@@ -7,8 +7,8 @@ Layout (``N`` shards)::
     persistkit-tracker.lock      the flock that serialises writers (never deleted)
     .pk-pending.<gen>.<i>        a shard's next content, only while a sync runs
 
-A sync of generation ``g`` that changes shards ``S`` (the commit protocol, a redo log whose
-log records are the new files themselves):
+A sync of generation ``g`` that changes several shards ``S`` (the commit protocol, a redo log
+whose log records are the new files themselves):
 
 1. write every changed shard to ``.pk-pending.g.<i>`` with one core `Batch` (content flushed
    once, published, directory fsynced);
@@ -20,6 +20,10 @@ Opening a store (under the lock) finishes step 3 if the manifest names pending f
 are still there (roll forward) and deletes pending files the manifest does not name (a sync
 that crashed before its commit point: roll back). A crash anywhere therefore leaves the old
 state or the new one, and the cost of a sync is the changed shards plus one small file.
+
+A sync that changes a single shard (the common case for a job that syncs as it goes) needs
+no redo log: it announces the change in the manifest, then replaces the shard with one
+atomic write; see `StoreFolder._commit_one`.
 """
 
 from __future__ import annotations
@@ -339,14 +343,25 @@ class StoreFolder:
         """
         previous = self.recover_if_needed(durability)
         generation = (previous.generation if previous is not None else 0) + 1
+        old_shards = previous.shards if previous is not None else known_shards
+        history = previous.history[: HISTORY_LENGTH - 1] if previous is not None else []
         order = sorted(files)
+        if len(order) == 1 and shards == old_shards:
+            return self._commit_one(
+                index=order[0],
+                data=files[order[0]],
+                shards=shards,
+                file_size=file_size,
+                history=history,
+                generation=generation,
+                durability=durability,
+            )
         pending = {index: self.pending_path(generation, index) for index in order}
         try:
             with Batch(durability=durability) as batch:
                 for index in order:
                     batch.write_bytes(pending[index], files[index])
             history_entry = order if len(order) <= HISTORY_MAX_FILES else None
-            old_shards = previous.shards if previous is not None else known_shards
             if shards < old_shards:
                 history_entry = None
             manifest = Manifest(
@@ -355,8 +370,7 @@ class StoreFolder:
                 file_size=file_size,
                 gzipped=self.gzipped,
                 commit=order,
-                history=[(generation, history_entry)]
-                + (previous.history[: HISTORY_LENGTH - 1] if previous is not None else []),
+                history=[(generation, history_entry), *history],
             )
             write_bytes(self.manifest_path, manifest.to_bytes(), durability=durability)
         except BaseException:
@@ -375,6 +389,37 @@ class StoreFolder:
         return manifest
 
     _needs_recovery = False
+
+    def _commit_one(
+        self,
+        *,
+        index: int,
+        data: bytes,
+        shards: int,
+        file_size: int,
+        history: list[tuple[int, list[int] | None]],
+        generation: int,
+        durability: Durability,
+    ) -> Manifest:
+        """Commit a change to one shard: one atomic file write needs no redo log.
+
+        The manifest goes first, announcing that shard ``index`` changes in ``generation``,
+        then the shard is replaced. If the process dies in between, the shard still holds
+        its old content and readers that re-read it because of the announcement find just
+        that: the old state. The manifest needs no fsync: its generation only tells live
+        processes what to re-read, and a power loss leaves none alive.
+        """
+        manifest = Manifest(
+            generation=generation,
+            shards=shards,
+            file_size=file_size,
+            gzipped=self.gzipped,
+            commit=[],
+            history=[(generation, [index]), *history],
+        )
+        write_bytes(self.manifest_path, manifest.to_bytes(), durability="atomic")
+        write_bytes(self.shard_path(index), data, durability=durability)
+        return manifest
 
     def recover_if_needed(self, durability: Durability) -> Manifest | None:
         """Return the manifest, first finishing a commit this process left half done."""
