@@ -135,10 +135,12 @@ def test_queue_operations(tmp_path: Path, operation: str, after: list[str] | Non
         # A fresh opener removes the item files the dead process left; its temp files are
         # young, so only sweep(min_age=0) (no writer alive) may take them.
         sweep(directory, min_age=0)
+        sweep(directory / ".persistkit-queue.items", min_age=0)
+        assert os.listdir(directory / ".persistkit-queue.items") == []
         names = sorted(os.listdir(directory))
         assert all(name.startswith(".persistkit-queue.") for name in names), names
         kinds = sorted(name.split(".")[2] for name in names)
-        assert kinds == ["done", "head", "lock", "tail"], names
+        assert kinds == ["done", "head", "items", "lock", "tail"], names
 
     crash_at_every_call(run, setup=lambda: _reset_queue(directory, before), check=check)
     assert 0 in seen and len(allowed) - 1 in seen

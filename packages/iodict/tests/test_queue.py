@@ -72,7 +72,7 @@ def test_json_format(tmp_path: Path) -> None:
 def test_corrupt_item_raises_and_stays(tmp_path: Path) -> None:
     q = DurableQueue(tmp_path / "q")
     q.put("x")
-    item = tmp_path / "q" / ("0" * 20)
+    item = tmp_path / "q" / ".persistkit-queue.items" / ("0" * 20)
     with open(item, "r+b") as f:
         f.truncate(2)
     with pytest.raises(CorruptFileError):
@@ -154,15 +154,18 @@ def test_close_keeps_items(tmp_path: Path) -> None:
     assert DurableQueue(tmp_path / "q").get() == "kept"
 
 
-def test_leftovers_of_dead_processes_are_removed_on_open(tmp_path: Path) -> None:
+def test_leftovers_of_dead_processes_are_removed_when_empty(tmp_path: Path) -> None:
     q = DurableQueue(tmp_path / "q")
+    items = tmp_path / "q" / ".persistkit-queue.items"
     q.put_many(["a", "b"])
-    # Files a killed getter (below the head) and a killed putter (at the tail) leave.
-    (tmp_path / "q" / f"{99:020d}").write_bytes(b"junk")
+    # Files a killed putter (at or past the tail) and a killed getter (below the head) leave.
+    (items / f"{2:020d}").write_bytes(b"junk")
+    (items / f"{99:020d}").write_bytes(b"junk")
     assert q.get() == "a"
-    (tmp_path / "q" / f"{0:020d}").write_bytes(b"junk")
+    (items / f"{0:020d}").write_bytes(b"junk")
     reopened = DurableQueue(tmp_path / "q")
-    assert sorted(n for n in os.listdir(tmp_path / "q") if not n.startswith(".")) == [f"{1:020d}"]
-    assert list(reopened.getter()) == ["b"]
+    assert reopened.qsize() == 1
+    assert list(reopened.getter()) == ["b"]  # the junk is never delivered
+    assert os.listdir(items) == []  # and once the queue is empty it is gone
     reopened.put("c")
     assert reopened.get() == "c"

@@ -3,10 +3,12 @@
 Two layouts, chosen per store when it is created:
 
 ``"xattr"`` (iodict 0.0.8's): the file holds only the encoded value; the key is in
-``user.key`` (canonical bytes), the wall-clock birth time in ``user.birthtime`` (an 8-byte
-big-endian double, for iodict 0.0.8 readers) and the order stamp in
-``user.persistkit.order`` (two big-endian uint64: epoch, monotonic ns). All three are set on
-the temporary file before it is renamed into place, so they appear together with the value.
+``user.key`` (canonical bytes, as iodict 0.0.8 wrote it) and the order stamp in
+``user.pk.order`` (big-endian uint32 epoch, uint64 monotonic ns). Both are set on the
+temporary file before it is renamed into place, so they appear together with the value.
+iodict 0.0.8's ``user.birthtime`` is not written for new items: a third attribute no longer
+fits inside an ext4 inode and costs an extra block per item; iodict 0.0.8 reading such a
+directory orders those items by ctime (its own fallback) but reads keys and values.
 
 ``"header"`` (for mounts without user xattrs): the same three facts in a small binary header
 at the start of the file, followed by the encoded value. One rename publishes all of it,
@@ -27,9 +29,9 @@ from persistkit.core import CorruptFileError
 
 KEY_ATTR = "user.key"
 BIRTH_ATTR = "user.birthtime"
-ORDER_ATTR = "user.persistkit.order"
+ORDER_ATTR = "user.pk.order"
 _BIRTH = struct.Struct(">d")
-_ORDER = struct.Struct(">QQ")
+_ORDER = struct.Struct(">IQ")
 _MAGIC = b"PKIOD\x01"
 _HEADER = struct.Struct(">QQdI")
 _HEADER_END = len(_MAGIC) + _HEADER.size
@@ -44,8 +46,8 @@ class Stamp:
     Attributes:
         epoch: 0 for items written by iodict 0.0.8, else the store epoch at insertion.
         ns: the monotonic clock at insertion (0 for iodict 0.0.8 items).
-        birthtime: the wall clock at insertion, kept for iodict 0.0.8 readers; it orders
-            only iodict 0.0.8 items.
+        birthtime: the wall clock at insertion; it orders only iodict 0.0.8 items (epoch 0)
+            and is kept in the header layout for inspection.
     """
 
     epoch: int
@@ -63,7 +65,10 @@ class NotAnItemError(Exception):
 
 def _read_all(fd: int) -> bytes:
     size = os.fstat(fd).st_size
-    chunks = [os.read(fd, max(size, 1) + 1)]
+    first = os.read(fd, size + 1)
+    if len(first) <= size:
+        return first
+    chunks = [first]
     while chunks[-1]:
         chunks.append(os.read(fd, 1 << 20))
     return b"".join(chunks)
@@ -94,9 +99,12 @@ class XattrLayout:
         self, key_bytes: bytes, stamp: Stamp, payload: bytes
     ) -> tuple[bytes, dict[str, bytes]]:
         """Return the file content and the xattrs to set on the temporary file."""
-        attrs = {KEY_ATTR: key_bytes, BIRTH_ATTR: _BIRTH.pack(stamp.birthtime)}
+        attrs = {KEY_ATTR: key_bytes}
         if stamp.epoch:
             attrs[ORDER_ATTR] = _ORDER.pack(stamp.epoch, stamp.ns)
+        else:
+            # An iodict 0.0.8 item being overwritten keeps its place among its peers.
+            attrs[BIRTH_ATTR] = _BIRTH.pack(stamp.birthtime)
         return payload, attrs
 
     def read_stamp(self, path: str) -> Stamp | None:
@@ -112,6 +120,12 @@ class XattrLayout:
         return self._stamp(path, order)
 
     def _stamp(self, path: str, order: bytes | None) -> Stamp:
+        if order is not None:
+            try:
+                epoch, ns = _ORDER.unpack(order)
+            except struct.error as error:
+                raise CorruptFileError(path, f"bad {ORDER_ATTR}: {error}") from error
+            return Stamp(epoch, ns, 0.0)
         try:
             birth = _BIRTH.unpack(os.getxattr(path, BIRTH_ATTR, follow_symlinks=False))[0]
         except OSError as error:
@@ -121,13 +135,7 @@ class XattrLayout:
             birth = os.stat(path, follow_symlinks=False).st_ctime
         except struct.error as error:
             raise CorruptFileError(path, f"bad {BIRTH_ATTR}: {error}") from error
-        if order is None:
-            return Stamp(0, 0, birth)
-        try:
-            epoch, ns = _ORDER.unpack(order)
-        except struct.error as error:
-            raise CorruptFileError(path, f"bad {ORDER_ATTR}: {error}") from error
-        return Stamp(epoch, ns, birth)
+        return Stamp(0, 0, birth)
 
     def read_entry(self, path: str) -> tuple[bytes, Stamp]:
         """Return the key bytes and stamp of the item at ``path`` (for iteration).

@@ -25,6 +25,7 @@ from persistkit.iodict._layouts import NotAnItemError, open_item
 from persistkit.iodict.errors import QueueClosedError
 
 QUEUE_LOCK_NAME = ".persistkit-queue.lock"
+ITEMS_NAME = ".persistkit-queue.items"
 _MARKER_PREFIX = ".persistkit-queue."
 _KINDS = ("head", "tail", "done")
 _SEQ_DIGITS = 20
@@ -41,7 +42,8 @@ def _item_name(seq: int) -> str:
 class DurableQueue:
     """A FIFO queue kept in a directory, with the `queue.Queue` API.
 
-    Each item is one file named by its sequence number. Three empty marker files carry the
+    Each item is one file named by its sequence number, in the ``.persistkit-queue.items``
+    subdirectory. Three empty marker files beside it carry the
     counters in their names: ``.persistkit-queue.head.<n>`` (the next item to get),
     ``.persistkit-queue.tail.<n>`` (the next number to put) and
     ``.persistkit-queue.done.<n>`` (`task_done` calls, for `join`). Every operation takes
@@ -100,6 +102,8 @@ class DurableQueue:
         self._durability: Any = durability
         self._codec = resolve_format("pickle" if format is None else format)
         self._directory = open_directory(path)
+        self._items = open_directory(os.path.join(self._directory, ITEMS_NAME))
+        self._tidied_at = -1
         self._counters = {kind: -1 for kind in _KINDS}
         self._lock = StoreLock(
             os.path.join(self._directory, QUEUE_LOCK_NAME), resolve_user_lock(lock)
@@ -151,10 +155,10 @@ class DurableQueue:
         self._counters[kind] = new
 
     def _item_path(self, seq: int) -> str:
-        return os.path.join(self._directory, _item_name(seq))
+        return os.path.join(self._items, _item_name(seq))
 
     def _item_numbers(self) -> list[int]:
-        with os.scandir(self._directory) as entries:
+        with os.scandir(self._items) as entries:
             return [
                 int(entry.name)
                 for entry in entries
@@ -162,15 +166,14 @@ class DurableQueue:
             ]
 
     def _recover(self) -> None:
-        """Make sure each marker exists once; remove items outside [head, tail).
+        """Make sure each marker exists exactly once (the caller holds the lock).
 
-        Item files outside that range are what a process killed inside ``get`` (below the
-        head) or ``put`` (at or beyond the tail) left; they were never delivered or never
-        acknowledged. Two markers of one kind can only be a rename cut short by power
-        loss; the higher one is kept.
+        Two markers of one kind can only be a rename cut short by power loss; the higher
+        one is kept. Missing markers (a new queue) are created from the items present.
+        Only the small top directory is listed, never the items.
         """
         found = self._scan_markers()
-        numbers = self._item_numbers()
+        numbers = [] if all(found.values()) else self._item_numbers()
         changed = False
         values: dict[str, int] = {}
         for kind in ("head", "tail", "done"):
@@ -196,14 +199,25 @@ class DurableQueue:
                 follow_symlinks=False,
             )
             changed = True
-        for number in numbers:
-            if not values["head"] <= number < values["tail"]:
-                remove(self._item_path(number), durability="atomic", missing_ok=True)
-                changed = True
         if changed and self._durability == "durable":
             fsync_dir(self._directory)
         self._counters.update(values)
         sweep(self._directory)
+
+    def _tidy(self, head: int, tail: int) -> None:
+        """Remove item files outside [head, tail); called when the queue is found empty.
+
+        They are what a process killed inside ``get`` (below the head) or ``put`` (at or
+        beyond the tail) left: never delivered twice, never acknowledged. An empty queue's
+        item directory holds only such files, so listing it then is cheap.
+        """
+        if self._tidied_at == head:
+            return
+        for number in self._item_numbers():
+            if not head <= number < tail:
+                remove(self._item_path(number), durability="atomic", missing_ok=True)
+        sweep(self._items)
+        self._tidied_at = head
 
     def _decode(self, path: str, payload: bytes) -> Any:
         try:
@@ -316,6 +330,7 @@ class DurableQueue:
                 return True, value
             if head != start:
                 self._advance("head", start, head)
+            self._tidy(head, tail)
             return False, None
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
