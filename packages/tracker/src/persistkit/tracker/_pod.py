@@ -5,14 +5,14 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar
 
 from persistkit.core import Durability, fsync_dir
 from persistkit.core.errors import InvalidArgumentError
 from persistkit.tracker import _exit_hooks
 from persistkit.tracker._exit_hooks import GUARD
-from persistkit.tracker._lines import Key, encode_line, encode_value, normalize_key
+from persistkit.tracker._lines import Key, check_value, encode_line, encode_lines, normalize_key
 from persistkit.tracker._set_proxy import IN_PLACE, DeepProxy
 from persistkit.tracker._store import Signature, StoreFolder
 from persistkit.tracker.errors import ClosedStoreError, IntegrityError, StoreMismatchError
@@ -219,18 +219,15 @@ class StoreState:
         if key not in self.pending:
             self.pending[key] = task_flags(self.values[key]) if self.counts is not None else 0
 
-    def put(self, key: Key, value: Any) -> None:
-        """Set ``key`` to ``value`` (already validated), appending a new key at the end."""
-        if key in self.values:
-            self.touch(key)
-            self.values[key] = value
-            return
+    def append(self, key: Key, value: Any) -> None:
+        """Add a new ``key`` (absent) at the end, with ``value`` (already validated)."""
         shards = self.shards
-        if not shards or len(shards[-1].keys) >= self.file_size:
-            shards.append(_Shard([], 0, None))
-        index = len(shards) - 1
-        shards[index].keys.append(key)
-        self.shard_of[key] = index
+        last = shards[-1] if shards else None
+        if last is None or len(last.keys) >= self.file_size:
+            last = _Shard([], 0, None)
+            shards.append(last)
+        last.keys.append(key)
+        self.shard_of[key] = len(shards) - 1
         self.values[key] = value
         self.pending[key] = 0  # a new key: the counters do not count it yet
 
@@ -281,19 +278,15 @@ class StoreState:
                 the pending changes are kept.
         """
         self._fold_pending()
-        by_shard: dict[int, list[Key]] = {}
-        shard_of = self.shard_of
-        for key in self.pending:
-            by_shard.setdefault(shard_of[key], []).append(key)
-        for index in self.rewrite_shards | self.force_shards:
-            by_shard.setdefault(index, [])
+        candidates = set(map(self.shard_of.__getitem__, self.pending))
+        candidates |= self.rewrite_shards | self.force_shards
         count = len(self.shards)
         while count and not self.shards[count - 1].keys:
             count -= 1
         texts: dict[int, str] = {}
-        for index, keys in by_shard.items():
+        for index in sorted(candidates):
             if index < count:
-                text = self._shard_text(index, keys, index in self.force_shards)
+                text = self._shard_text(index, index in self.force_shards)
                 if text is not None:
                     texts[index] = text
         if not texts and count == self.disk_shards:
@@ -330,33 +323,32 @@ class StoreState:
         self.rewrite_shards.clear()
         self.force_shards.clear()
 
-    def _shard_text(self, index: int, keys: list[Key], force: bool) -> str | None:
-        """Return the new text of shard ``index``, or None when it would not change."""
+    def _shard_text(self, index: int, force: bool) -> str | None:
+        """Return the new text of shard ``index``, or None when it would not change.
+
+        When the file on disk is still the one this process last read or wrote, only the
+        lines of pending keys are encoded and the others are reused as they are.
+        """
         shard = self.shards[index]
         values = self.values
         if not shard.rewrite and shard.disk_count and index < self.disk_shards:
             lines = self.files.read_lines(index, shard.signature)
             if lines is not None and len(lines) == shard.disk_count:
                 changed = force
+                pending = self.pending
                 members = shard.keys
-                position: Callable[[Key], int]
-                if len(keys) > 8:
-                    lookup = {key: i for i, key in enumerate(members)}
-                    position = lookup.__getitem__
-                else:
-                    position = members.index
-                for key in keys:
-                    where = position(key)
-                    if where < shard.disk_count:
+                for where in range(shard.disk_count):
+                    key = members[where]
+                    if key in pending:
                         line = encode_line(key, values[key])
                         if lines[where] != line:
                             lines[where] = line
                             changed = True
-                for key in members[shard.disk_count :]:
-                    lines.append(encode_line(key, values[key]))
+                if len(members) > shard.disk_count:
+                    lines.append(encode_lines(members[shard.disk_count :], values)[:-1])
                     changed = True
                 return "\n".join(lines) + "\n" if changed else None
-        return "".join([f"{encode_line(key, values[key])}\n" for key in shard.keys])
+        return encode_lines(shard.keys, values)
 
 
 class PersistentOrderedDict(MutableMapping[Any, Any]):
@@ -487,18 +479,40 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        state = self._live()
-        key = normalize_key(key)
-        value = self._checked_value(value)
-        encode_value(value)
-        GUARD.depth += 1
+        # The hot path of bulk loading: kept flat on purpose (see the batched-sets benchmark).
+        state = self._state
+        if state.closed:
+            self._live()
+        kind = type(key)
+        if kind is not str and kind is not int:
+            key = normalize_key(key)
+        if self._checks_values:
+            value = self._checked_value(value)
+        check_value(value)
+        values = state.values
+        guard = GUARD
+        guard.depth += 1
         try:
-            state.put(key, value)
+            if key in values:
+                state.touch(key)
+                values[key] = value
+            else:
+                shards = state.shards
+                if shards and len(shards[-1].keys) < state.file_size:
+                    shards[-1].keys.append(key)
+                    state.shard_of[key] = len(shards) - 1
+                    values[key] = value
+                    state.pending[key] = 0
+                else:
+                    state.append(key, value)
         finally:
-            GUARD.depth -= 1
-            if GUARD.deferred:
+            guard.depth -= 1
+            if guard.deferred:
                 _exit_hooks.operation_ended()
-        self._maybe_sync()
+        if not self._hold and len(state.pending) >= self.sync_at:
+            self.sync()
+
+    _checks_values = False
 
     def _checked_value(self, value: Any) -> Any:
         return value

@@ -100,6 +100,8 @@ class ProgressTracker(PersistentOrderedDict):
         self.max_tries = max_tries
         super().__init__(path, init, gzipped, file_size, sync_at, clone, durability=durability)
 
+    _checks_values = True
+
     def _checked_value(self, value: Any) -> Any:
         if not isinstance(value, dict):
             raise InvalidArgumentError(
