@@ -292,3 +292,33 @@ def test_bad_arguments_are_refused_before_anything_is_created(tmp_path, kwargs):
 def test_a_negative_timeout_is_refused(spool):
     with pytest.raises(ValueError, match="timeout"):
         spool.claim(timeout=-1)
+
+
+class FailingReader:
+    """A source that breaks after its first chunk, like a network stream that drops."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def read(self, size: int = -1) -> bytes:
+        self.calls += 1
+        if self.calls > 1:
+            raise ConnectionResetError("the producer's source broke")
+        return b"x" * 1000
+
+
+@pytest.mark.parametrize("durability", ["durable", "atomic"])
+def test_a_delivery_that_fails_midway_leaves_nothing(tmp_path, durability):
+    spool = Spool(tmp_path / "s", durability=durability)
+    with pytest.raises(ConnectionResetError):
+        spool.deliver(FailingReader())
+    for area in ("tmp", "new", "cur"):
+        assert os.listdir(Path(spool.path, area)) == []
+
+
+def test_atomic_delivery_stages_in_tmp_and_publishes_with_one_create_only_rename(tmp_path):
+    spool = Spool(tmp_path / "s", durability="atomic")
+    calls = record_calls(lambda: spool.deliver(b"x"))
+    assert [c.name for c in calls] == ["renameat2"]
+    assert os.listdir(Path(spool.path, "tmp")) == []
+    assert len(spool.list("new")) == 1

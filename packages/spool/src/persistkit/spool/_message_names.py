@@ -30,20 +30,32 @@ INFO_MARK = ":1,"
 
 
 class _Order:
-    """The last time part handed out by this process, so its names never go backwards."""
+    """Per-process state: the last time part handed out, and a pool of random bytes."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.last_micros = 0
         self.sequence = itertools.count()
+        self.random = b""
+        self.random_at = 0
 
-    def reset_lock(self) -> None:
-        # A lock held by another thread at fork() time would stay held in the child.
+    def after_fork(self) -> None:
+        # A lock held by another thread at fork() time would stay held in the child, and
+        # the child must not hand out the random bytes its parent will also use.
         self.lock = threading.Lock()
+        self.random = b""
+        self.random_at = 0
+
+    def random_hex(self) -> str:
+        """Return 64 fresh random bits as hex (one getrandom call per 512 names)."""
+        if self.random_at >= len(self.random):
+            self.random, self.random_at = os.urandom(4096), 0
+        start, self.random_at = self.random_at, self.random_at + 8
+        return self.random[start : start + 8].hex()
 
 
 _order = _Order()
-os.register_at_fork(after_in_child=_order.reset_lock)
+os.register_at_fork(after_in_child=_order.after_fork)
 
 
 @functools.cache
@@ -61,8 +73,9 @@ def unique_name() -> str:
         micros = max(time.time_ns() // 1000, _order.last_micros + 1)
         _order.last_micros = micros
         sequence = next(_order.sequence)
+        random_part = _order.random_hex()
     seconds, micro = divmod(micros, 1_000_000)
-    return f"{seconds}.M{micro:06d}P{os.getpid()}Q{sequence}R{os.urandom(8).hex()}.{_host_name()}"
+    return f"{seconds}.M{micro:06d}P{os.getpid()}Q{sequence}R{random_part}.{_host_name()}"
 
 
 @dataclass(frozen=True, slots=True)

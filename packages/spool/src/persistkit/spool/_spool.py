@@ -68,8 +68,18 @@ class Message:
 
     def read_bytes(self) -> bytes:
         """Return the message's content."""
-        with open(self.path, "rb") as f:
-            return f.read()
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            first = os.read(fd, size + 1)
+            if len(first) <= size:  # a short read of a regular file is its end
+                return first
+            chunks = [first]
+            while chunks[-1]:
+                chunks.append(os.read(fd, _CHUNK))
+        finally:
+            os.close(fd)
+        return b"".join(chunks)
 
     def read_text(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         """Return the message's content decoded as text."""
@@ -155,6 +165,8 @@ class Spool:
         self._watch_kind: WatchKind = watch
         self._lease_ms = math.ceil(self.lease * 1000)
         self._dirs = {area: os.path.join(self.path, area) for area in _AREAS}
+        # "<spool>/<area>/", so the hot paths build a file's path with one concatenation.
+        self._prefix = {area: os.path.join(directory, "") for area, directory in self._dirs.items()}
         self._candidates: collections.deque[tuple[str, str]] = collections.deque()
         self._next_cur_scan_ms: int | None = None
         self._wake_for_leases_ms: int | None = None
@@ -192,13 +204,15 @@ class Spool:
     # -- producing ---------------------------------------------------------------------
 
     def deliver(self, data: Payload, *, encoding: str = "utf-8") -> str:
-        """Deliver one message into ``new``.
+        """Deliver one message into ``new``, under a fresh maildir-unique name.
 
-        The content is written to a hidden temporary file in ``new``, fsynced, and published
-        under a fresh maildir-unique name with one create-only rename, then ``new`` is
-        fsynced. So when it returns the message is complete and visible to every consumer,
-        and with ``durability="durable"`` it survives power loss. If it raises, no message
-        was delivered.
+        With ``durability="durable"`` the content is written through persistkit-core to a
+        hidden temporary file in ``new`` (readers skip hidden names), fsynced, published
+        with one create-only rename, and ``new`` is fsynced: when it returns, the message
+        survives power loss. With ``durability="atomic"`` it is written in ``tmp`` (maildir's
+        staging area, which no consumer reads) and published into ``new`` with one
+        create-only rename, without fsync. Either way a consumer sees the whole message or
+        nothing, and if this raises, no message was delivered.
 
         Args:
             data: the content: bytes, text (encoded with ``encoding``) or a file object
@@ -211,10 +225,12 @@ class Spool:
         Raises:
             SerializationError: ``data`` is none of the accepted types.
         """
-        payload = _payload(data, encoding)
+        payload = data if type(data) is bytes else _payload(data, encoding)
         unique = unique_name()
-        target = os.path.join(self._dirs["new"], unique)
-        if isinstance(payload, bytes | bytearray | memoryview):
+        target = self._prefix["new"] + unique
+        if self.durability == "atomic":
+            self._deliver_through_tmp(unique, payload, encoding)
+        elif isinstance(payload, bytes | bytearray | memoryview):
             write_bytes(
                 target,
                 payload,
@@ -229,6 +245,28 @@ class Spool:
                 while chunk := payload.read(_CHUNK):
                     out.write(chunk.encode(encoding) if isinstance(chunk, str) else chunk)
         return unique
+
+    def _deliver_through_tmp(
+        self, unique: str, payload: bytes | bytearray | memoryview | IO[Any], encoding: str
+    ) -> None:
+        # Maildir's own staging: tmp/ is never read by consumers, so the file is written
+        # there in place and published into new/ by one create-only rename. Without fsync
+        # this costs a third less than a hidden temporary beside the target.
+        staged = self._prefix["tmp"] + unique
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            try:
+                if isinstance(payload, bytes | bytearray | memoryview):
+                    _write_all(fd, payload)
+                else:
+                    while chunk := payload.read(_CHUNK):
+                        _write_all(fd, chunk.encode(encoding) if isinstance(chunk, str) else chunk)
+            finally:
+                os.close(fd)
+            rename(staged, self._prefix["new"] + unique, overwrite=False, durability="atomic")
+        except BaseException:
+            remove(staged, durability="atomic", missing_ok=True)
+            raise
 
     def deliver_many(
         self, items: Iterable[Payload], *, encoding: str = "utf-8"
@@ -548,23 +586,23 @@ class Spool:
 
     def _take(self, area: str, name: str, now: int) -> Message | None:
         parsed = parse_name(name)
-        source = os.path.join(self._dirs[area], name)
+        source = self._prefix[area] + name
+        deadline = now + self._lease_ms
         try:
             if parsed.tries >= self.max_tries:
                 self._bury(source, parsed)
                 return None
-            claimed = MessageName(parsed.unique, parsed.tries + 1, now + self._lease_ms)
-            claimed_name = str(claimed)
-            if len(os.fsencode(claimed_name)) > NAME_MAX:
+            claimed_name = str(MessageName(parsed.unique, parsed.tries + 1, deadline))
+            if len(claimed_name) * 4 > NAME_MAX and len(os.fsencode(claimed_name)) > NAME_MAX:
                 # A foreign name too long to carry a lease can never be claimed.
                 self._bury(source, MessageName(parsed.unique, parsed.tries))
                 return None
-            target = os.path.join(self._dirs["cur"], claimed_name)
+            target = self._prefix["cur"] + claimed_name
             rename(source, target, overwrite=False, durability="atomic")
         except (FileNotFoundError, TargetExistsError):
             # Another consumer was faster (or the name is taken): try the next one.
             return None
-        return Message(parsed.unique, target, claimed.tries, (now + self._lease_ms) / 1000)
+        return Message(parsed.unique, target, parsed.tries + 1, deadline / 1000)
 
     def _bury(self, source: str, parsed: MessageName) -> None:
         dead_name = str(MessageName(parsed.unique, parsed.tries))
@@ -591,6 +629,12 @@ def _payload(data: object, encoding: str) -> bytes | bytearray | memoryview | IO
     raise SerializationError(
         f"a message is bytes, str or a readable file object, not {type(data).__name__}"
     )
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _read_all(source: IO[Any], encoding: str) -> bytes:

@@ -48,10 +48,18 @@ def name_in_area(name: object, area_dir: str) -> str:
         name = os.fspath(name)
     if isinstance(name, str) and "/" in name:
         directory, base = os.path.split(name)
-        if not directory or os.path.realpath(directory) != os.path.realpath(area_dir):
+        if not directory or not _same_directory(directory, area_dir):
             raise InvalidNameError(f"{name!r} is not a file of {area_dir!r}")
         name = base
     return check_name(name)
+
+
+def _same_directory(given: str, area_dir: str) -> bool:
+    # The common case, a path exactly as list() built it, needs no system call; a path
+    # spelled differently (through a symlink, say) is compared by what it resolves to.
+    if given == area_dir or os.path.abspath(given) == os.path.abspath(area_dir):
+        return True
+    return os.path.realpath(given) == os.path.realpath(area_dir)
 
 
 def check_area(area: object, areas: tuple[str, ...]) -> str:

@@ -1,0 +1,203 @@
+"""persistkit.spool against gocept.filestore 1.0, stdlib mailbox.Maildir and the os-only hand-off.
+
+Each operation is one message of 100 bytes handed from a producer to a consumer: deliver it,
+then claim it and finish it (n deliveries first, then n claim + done, as a queue with a
+backlog sees them; the consumer finds the messages by listing ``new``, as maildir readers do).
+
+Durable workload (each message survives power loss once delivered, and its removal once done):
+
+- os-only (baseline): the maildir protocol written by hand with ``os``: write to ``tmp/``,
+  fsync the file, rename into ``new/``, fsync ``new/``; rename into ``cur/``, fsync ``cur/``;
+  unlink. Three fsyncs per message.
+- persistkit Spool: ``deliver`` (fsync file, create-only rename, fsync ``new/``), ``claim``
+  (create-only rename, not fsynced: a lease), ``done`` (unlink, fsync ``cur/``). Three fsyncs.
+- persistkit Spool, ``deliver_many``: the same, deliveries published 256 at a time with one
+  flush of the disk (group commit).
+- mailbox.Maildir: ``add`` (fsyncs the file, never the folder), then the first key, its bytes
+  and ``remove``; mailbox has no claim step, and re-lists the folders on every lookup.
+
+Without fsync (safe against a process crash only):
+
+- gocept.filestore (baseline): ``create`` + write + ``move`` tmp -> new; the consumer lists
+  ``new`` once, then ``move`` new -> cur, reads, ``remove``.
+- persistkit Spool with ``durability="atomic"``, and `FileStore` with ``durability="atomic"``
+  used exactly as gocept.filestore is.
+- os-only: the hand-written protocol without its fsyncs.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import os
+import subprocess
+from pathlib import Path
+
+from harness import Workload, fsync_dir
+from persistkit.spool import FileStore, Spool
+
+try:
+    import gocept.filestore as gocept_filestore
+except ImportError:  # the peer is installed by the bench session; without it, skip its case
+    gocept_filestore = None
+
+PAYLOAD = b"x" * 100
+BACKLOG = 5000
+
+
+def _backlog(how: str):
+    """Setup (untimed): a standing backlog of messages in ``new``, made as each design makes them.
+
+    How a backlog is made matters on this disk: ext4 without a journal will not reuse an
+    inode freed in the last 30 seconds, so creating files gets slower in a block group
+    where many were just deleted. Each design's backlog therefore lives where that design
+    creates its files (``tmp`` then renamed, or ``new`` itself), so that consuming the
+    backlog frees inodes exactly where that design would free them in steady state.
+    """
+
+    def setup(directory: Path, n: int) -> None:
+        # +T starts each case's folders in fresh block groups, so no case pays for the
+        # files an earlier case deleted (PEERS.md, "Pitfalls of this disk").
+        subprocess.run(["chattr", "+T", str(directory)], check=False, capture_output=True)
+        if how == "spool":
+            Spool(directory, durability="atomic").deliver_many(PAYLOAD for _ in range(BACKLOG))
+        else:
+            for name in ("tmp", "new", "cur"):
+                (directory / name).mkdir()
+            for i in range(BACKLOG):
+                name = f"1000000000.M{i:06d}P1Q{i}.backlog"
+                (directory / "tmp" / name).write_bytes(PAYLOAD)
+                os.rename(directory / "tmp" / name, directory / "new" / name)
+        # Without a journal, creating a file waits while its inode-table block is being
+        # written back: flush the backlog now rather than during the timed run.
+        os.sync()
+
+    return setup
+
+
+def _os_only(sync: bool):
+    def run(directory: Path, n: int) -> None:
+        tmp, new, cur = (directory / area for area in ("tmp", "new", "cur"))
+        pid = os.getpid()
+        waiting: list[str] = []
+        for i in range(n):
+            name = f"{2000000000 + i}.P{pid}"
+            staged = tmp / name
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                os.write(fd, PAYLOAD)
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(staged, new / name)
+            if sync:
+                fsync_dir(new)
+            if not waiting:
+                waiting = sorted(os.listdir(new), reverse=True)
+            oldest = waiting.pop()
+            claimed = cur / f"{oldest}:2,"
+            os.rename(new / oldest, claimed)
+            if sync:
+                fsync_dir(cur)
+            with open(claimed, "rb") as f:
+                f.read()
+            os.unlink(claimed)
+
+    return run
+
+
+def _spool(durability: str, *, many: bool = False):
+    def run(directory: Path, n: int) -> None:
+        spool = Spool(directory, durability=durability)  # type: ignore[arg-type]
+        for _ in range(n):
+            spool.deliver(PAYLOAD)
+            message = spool.claim()
+            assert message is not None
+            message.read_bytes()
+            spool.done(message)
+
+    return run
+
+
+def _filestore_like_gocept(make_store):
+    def run(directory: Path, n: int) -> None:
+        store = make_store(str(directory))
+        store.prepare()
+        waiting: list[str] = []
+        for i in range(n):
+            with store.create(f"msg-{i}", "wb") as f:
+                f.write(PAYLOAD)
+            store.move(f"msg-{i}", "tmp", "new")
+            if not waiting:
+                waiting = store.list("new")
+            path = waiting.pop()
+            store.move(path, "new", "cur")
+            name = os.path.basename(path)
+            with open(os.path.join(store.path, "cur", name), "rb") as f:
+                f.read()
+            store.remove(name, "cur")
+
+    return run
+
+
+def _maildir(directory: Path, n: int) -> None:
+    box = mailbox.Maildir(directory, factory=None, create=True)
+    for _ in range(n):
+        box.add(PAYLOAD)
+        key = next(box.iterkeys())
+        box.get_bytes(key)
+        box.remove(key)
+
+
+def workloads(quick: bool) -> list[Workload]:
+    n = 200 if quick else 1000
+    backlog = _backlog("staged")
+    durable = Workload(
+        f"spool: durable hand-off of 100 B messages, {BACKLOG:,} waiting (deliver + claim + done)",
+        n,
+        "os-only",
+    )
+    durable.add(
+        "os-only", _os_only(sync=True), setup=backlog, note="fsync file + new/; rename + fsync cur/"
+    )
+    durable.add(
+        "persistkit Spool",
+        _spool("durable"),
+        setup=_backlog("spool"),
+        note="fsync file + new/; rename; unlink + fsync cur/",
+    )
+    durable.add(
+        "mailbox.Maildir",
+        _maildir,
+        setup=backlog,
+        note="fsyncs the file only; no claim; re-lists the mailbox per lookup",
+    )
+
+    fast = Workload(
+        f"spool: hand-off without fsync, {BACKLOG:,} waiting (deliver + claim + done)",
+        n * 5,
+        "gocept.filestore",
+    )
+    if gocept_filestore is not None:
+        fast.add(
+            "gocept.filestore",
+            _filestore_like_gocept(gocept_filestore.FileStore),
+            setup=backlog,
+            note="no fsync; move overwrites; names chosen by the caller",
+        )
+    else:
+        fast.baseline = "os-only (no fsync)"
+    fast.add(
+        "persistkit Spool atomic",
+        _spool("atomic"),
+        setup=_backlog("spool"),
+        note="unique names, leases, create-only renames",
+    )
+    fast.add(
+        "persistkit FileStore atomic",
+        _filestore_like_gocept(lambda path: FileStore(path, durability="atomic")),
+        setup=backlog,
+        note="gocept's API and usage, names checked, create-only",
+    )
+    fast.add("os-only (no fsync)", _os_only(sync=False), setup=backlog, note="hand-written")
+    return [durable, fast]
