@@ -27,6 +27,8 @@ TRICKY = [
     "a/../../escaped",
     "new/../../escaped",
     "x\0y",
+    "\0/x",
+    "new/\0",
     ".hidden",
     "\udcff",
     "a" * 255,

@@ -47,6 +47,8 @@ def name_in_area(name: object, area_dir: str) -> str:
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
     if isinstance(name, str) and "/" in name:
+        if "\0" in name:
+            raise InvalidNameError(f"{name!r} contains NUL")
         directory, base = os.path.split(name)
         if not directory or not _same_directory(directory, area_dir):
             raise InvalidNameError(f"{name!r} is not a file of {area_dir!r}")
