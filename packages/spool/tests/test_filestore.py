@@ -212,3 +212,11 @@ def test_prepare_is_idempotent_and_recreates_a_removed_store(tmp_path):
 def test_bad_durability_is_refused(tmp_path):
     with pytest.raises(ValueError, match="durability"):
         FileStore(tmp_path, durability="fast")  # type: ignore[arg-type]
+
+
+def test_public_names_are_exported_and_sorted():
+    import persistkit.spool as spool
+
+    assert spool.__all__ == sorted(spool.__all__)
+    assert all(hasattr(spool, name) for name in spool.__all__)
+    assert spool.__version__ == "0.1.0"

@@ -22,6 +22,7 @@ from persistkit.spool.errors import (
     InvalidNameError,
     LeaseLostError,
     SpoolError,
+    TargetExistsError,
 )
 
 __version__ = "0.1.0"
@@ -35,5 +36,6 @@ __all__ = [
     "Message",
     "Spool",
     "SpoolError",
+    "TargetExistsError",
     "__version__",
 ]

@@ -22,10 +22,10 @@ def check_name(name: object) -> str:
     """
     if not isinstance(name, str):
         raise InvalidNameError(f"a file name must be a str, not {type(name).__name__}")
-    if not name or name.startswith("."):
-        raise InvalidNameError(f"{name!r} is empty or hidden (starts with a dot)")
     if "/" in name or "\0" in name or (os.altsep is not None and os.altsep in name):
         raise InvalidNameError(f"{name!r} contains a path separator or NUL")
+    if not name or name.startswith("."):
+        raise InvalidNameError(f"{name!r} is empty, '.', '..' or hidden (starts with a dot)")
     try:
         size = len(os.fsencode(name))
     except UnicodeEncodeError:
