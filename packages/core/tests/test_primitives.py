@@ -147,7 +147,18 @@ def test_capabilities_of_this_disk_and_a_tmpfs(tmp_path: Path, small_tmpfs: Path
     assert disk.rename_noreplace and disk.rename_exchange and disk.dir_fsync
     assert disk.user_xattrs and disk.xattr_max_size > 0
     assert capabilities(tmp_path / "missing-file-is-fine-its-parent-is-probed") is disk
-    ram = capabilities(small_tmpfs)
+    ram = capabilities(small_tmpfs, refresh=True)
     assert ram.device != disk.device
     assert ram.rename_exchange
     assert [p for p in small_tmpfs.iterdir()] == [], "the probe must clean up after itself"
+
+
+def test_refresh_replaces_a_stale_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remount can reuse a device number; refresh=True probes the filesystem that is there."""
+    device = tmp_path.stat().st_dev
+    stale = _capabilities.Capabilities(device, False, False, False, 0, False)
+    monkeypatch.setitem(_capabilities._cache, device, stale)
+    assert capabilities(tmp_path) is stale
+    fresh = capabilities(tmp_path, refresh=True)
+    assert fresh.rename_exchange
+    assert capabilities(tmp_path) is fresh

@@ -42,15 +42,18 @@ class Capabilities:
     dir_fsync: bool
 
 
-def capabilities(path: str | os.PathLike[str]) -> Capabilities:
+def capabilities(path: str | os.PathLike[str], *, refresh: bool = False) -> Capabilities:
     """Report what the filesystem holding ``path`` supports.
 
     The first call for a device creates a small hidden probe folder in ``path`` (or in its
     parent when ``path`` is a file), tries each operation, and removes the folder; the answer
-    is cached for the life of the process.
+    is cached by device number for the life of the process. A device number can be reused
+    when a filesystem is unmounted and another mounted (anonymous devices such as tmpfs get
+    the lowest free number), so after remounting, ask again with ``refresh=True``.
 
     Args:
         path: an existing directory (or file) on the filesystem to probe; it must be writable.
+        refresh: probe again even if this device's answer is cached.
 
     Returns:
         The `Capabilities` of that filesystem.
@@ -67,11 +70,11 @@ def capabilities(path: str | os.PathLike[str]) -> Capabilities:
     if not os.path.isdir(directory):
         directory = os.path.dirname(os.path.abspath(directory))
     device = os.stat(directory).st_dev
-    cached = _cache.get(device)
+    cached = None if refresh else _cache.get(device)
     if cached is not None:
         return cached
     with _cache_lock:
-        cached = _cache.get(device)
+        cached = None if refresh else _cache.get(device)
         if cached is None:
             cached = _probe(directory, device)
             _cache[device] = cached

@@ -13,6 +13,8 @@ hook that seam:
   a fault injected at the filesystem-call boundary, for failures no test can cause for real
   (an fsync reporting EIO); use a real full disk or a read-only directory where you can.
 - `record_calls` lists the calls an operation makes, in order, to check the protocol.
+- `mount_tmpfs` mounts a small real filesystem (root only), for a real full disk, a real
+  second filesystem (EXDEV) or a real read-only remount.
 
 The hook is process-wide and not thread-aware: use these helpers from one thread.
 
@@ -29,9 +31,11 @@ import contextlib
 import itertools
 import os
 import pickle
+import subprocess
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from persistkit.core import _fs
 
@@ -39,9 +43,11 @@ __all__ = [
     "ChildError",
     "CrashPoint",
     "FsCall",
+    "MountUnavailableError",
     "crash_at",
     "crash_at_every_call",
     "inject_error",
+    "mount_tmpfs",
     "record_calls",
 ]
 
@@ -240,3 +246,49 @@ def inject_error(
         yield failed
     finally:
         _fs.set_observer(previous)
+
+
+class MountUnavailableError(OSError):
+    """A test filesystem could not be mounted here (not root, no mount command, a container)."""
+
+
+@contextlib.contextmanager
+def mount_tmpfs(
+    directory: str | os.PathLike[str], *, size: str = "64k", fstype: str = "tmpfs"
+) -> Iterator[Path]:
+    """Mount a small, real filesystem at ``directory`` for the duration of the block.
+
+    A 64 KiB tmpfs gives a real ``ENOSPC``, a real second filesystem for ``EXDEV``, and a real
+    ``EROFS`` after ``mount -o remount,ro``; ``fstype="ramfs"`` gives a mount without user
+    xattrs. Needs root (or CAP_SYS_ADMIN); test suites skip when it raises.
+
+    Args:
+        directory: an empty directory to mount on (created if missing).
+        size: the tmpfs size option (ignored by ramfs).
+        fstype: ``"tmpfs"`` or ``"ramfs"``.
+
+    Yields:
+        The mount point.
+
+    Raises:
+        MountUnavailableError: the filesystem cannot be mounted here; the message says why.
+    """
+    mountpoint = Path(directory)
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    options = "mode=0777" if fstype == "ramfs" else f"size={size},mode=0777"
+    try:
+        result = subprocess.run(
+            ["mount", "-t", fstype, "-o", options, fstype, str(mountpoint)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError as error:
+        raise MountUnavailableError("no mount command on this machine") from error
+    if result.returncode != 0:
+        reason = result.stderr.strip() or f"mount exited with {result.returncode}"
+        raise MountUnavailableError(f"cannot mount a {fstype} here: {reason}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
