@@ -58,8 +58,12 @@ def _backlog(how: str):
         # +T starts each case's folders in fresh block groups, so no case pays for the
         # files an earlier case deleted (PEERS.md, "Pitfalls of this disk").
         subprocess.run(["chattr", "+T", str(directory)], check=False, capture_output=True)
-        if how == "spool":
+        if how == "spool-durable":  # hidden temporaries beside the target, in new/
             Spool(directory, durability="atomic").deliver_many(PAYLOAD for _ in range(BACKLOG))
+        elif how == "spool-atomic":  # staged in tmp/
+            spool = Spool(directory, durability="atomic")
+            for _ in range(BACKLOG):
+                spool.deliver(PAYLOAD)
         else:
             for name in ("tmp", "new", "cur"):
                 (directory / name).mkdir()
@@ -150,7 +154,7 @@ def _maildir(directory: Path, n: int) -> None:
 
 
 def workloads(quick: bool) -> list[Workload]:
-    n = 200 if quick else 1000
+    n = 200 if quick else 500
     backlog = _backlog("staged")
     durable = Workload(
         f"spool: durable hand-off of 100 B messages, {BACKLOG:,} waiting (deliver + claim + done)",
@@ -163,7 +167,7 @@ def workloads(quick: bool) -> list[Workload]:
     durable.add(
         "persistkit Spool",
         _spool("durable"),
-        setup=_backlog("spool"),
+        setup=_backlog("spool-durable"),
         note="fsync file + new/; rename; unlink + fsync cur/",
     )
     durable.add(
@@ -190,7 +194,7 @@ def workloads(quick: bool) -> list[Workload]:
     fast.add(
         "persistkit Spool atomic",
         _spool("atomic"),
-        setup=_backlog("spool"),
+        setup=_backlog("spool-atomic"),
         note="unique names, leases, create-only renames",
     )
     fast.add(

@@ -322,3 +322,15 @@ def test_atomic_delivery_stages_in_tmp_and_publishes_with_one_create_only_rename
     assert [c.name for c in calls] == ["renameat2"]
     assert os.listdir(Path(spool.path, "tmp")) == []
     assert len(spool.list("new")) == 1
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 200_000])
+@pytest.mark.parametrize("durability", ["durable", "atomic"])
+def test_contents_of_every_size_come_back_exactly(tmp_path, size, durability):
+    spool = Spool(tmp_path / "s", durability=durability)
+    data = os.urandom(size)
+    spool.deliver(data)
+    message = spool.claim()
+    assert message.read_bytes() == data
+    with message.open() as f:
+        assert f.read() == data

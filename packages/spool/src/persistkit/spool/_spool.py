@@ -42,6 +42,7 @@ MAILDIR_TMP_MAX_AGE = 36 * 3600.0
 
 _AREAS = ("tmp", "new", "cur", "dead", "done")
 _CHUNK = 1 << 20
+_FIRST_READ = 1 << 16  # most messages are smaller: one read, no fstat
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +71,10 @@ class Message:
         """Return the message's content."""
         fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            size = os.fstat(fd).st_size
-            first = os.read(fd, size + 1)
-            if len(first) <= size:  # a short read of a regular file is its end
+            first = os.read(fd, _FIRST_READ)
+            if len(first) < _FIRST_READ:  # a short read of a regular file is its end
                 return first
-            chunks = [first]
+            chunks = [first, os.read(fd, os.fstat(fd).st_size + 1 - len(first))]
             while chunks[-1]:
                 chunks.append(os.read(fd, _CHUNK))
         finally:
