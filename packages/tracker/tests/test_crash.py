@@ -105,22 +105,53 @@ def test_crash_at_every_call_of_a_one_shard_sync(tmp_path):
     assert outcomes == sorted(outcomes) and outcomes[-1]
 
 
-def test_reader_that_saw_an_announced_but_unwritten_shard_stays_consistent(tmp_path):
+@pytest.mark.parametrize("tastypy_store", [False, True])
+def test_crash_at_every_call_of_a_sync_that_adds_a_shard(tmp_path, tastypy_store):
+    # The store grows by one file: the file goes first, then the manifest that counts it.
+    folder = tmp_path / "store"
+    old = OLD[:6]
+    new = [*old, ("x", 1), ("y", 2)]
+    outcomes = []
+
+    def setup():
+        build(folder, old, file_size=3)
+        if tastypy_store:  # a store tastypy wrote has no manifest
+            (folder / "persistkit-tracker.json").unlink()
+
+    def operation():
+        pod = POD(folder, file_size=3, clone=False)
+        pod["x"] = 1
+        pod["y"] = 2
+        pod.sync()
+
+    def check(point):
+        state = state_of(folder, file_size=3)
+        assert state in (old, new), point
+        outcomes.append(state == new)
+        assert leftovers(folder) == []
+
+    crash_at_every_call(operation, check=check, setup=setup)
+    assert outcomes == sorted(outcomes) and outcomes[-1]
+
+
+@pytest.mark.parametrize("key", ["k3", "brand-new"])
+def test_a_reader_in_another_process_always_sees_a_whole_state(tmp_path, key):
     from persistkit.tracker import SharedPOD
 
     folder = tmp_path / "store"
     build(folder, OLD, file_size=3)
     reader = SharedPOD(folder, file_size=3)
-    assert reader["k3"] == {"n": 3}
+    old_value = reader.get(key)
 
     def operation():
         writer = SharedPOD(folder, file_size=3)
-        writer["k3"] = "new"
+        writer[key] = "new"
 
     def check(point):
-        value = reader["k3"]
-        assert value in ({"n": 3}, "new"), point
-        assert value == POD(folder, file_size=3, clone=False)["k3"]
+        value = reader.get(key)
+        assert value in (old_value, "new"), point
+        assert list(reader) == list(POD(folder, file_size=3, clone=False))
+        assert value == POD(folder, file_size=3, clone=False).get(key)
 
     crash_at_every_call(operation, check=check)
 

@@ -346,10 +346,11 @@ class StoreFolder:
         old_shards = previous.shards if previous is not None else known_shards
         history = previous.history[: HISTORY_LENGTH - 1] if previous is not None else []
         order = sorted(files)
-        if len(order) == 1 and shards == old_shards:
+        if len(order) == 1 and (shards == old_shards or order[0] == old_shards == shards - 1):
             return self._commit_one(
                 index=order[0],
                 data=files[order[0]],
+                grows=shards != old_shards,
                 shards=shards,
                 file_size=file_size,
                 history=history,
@@ -395,6 +396,7 @@ class StoreFolder:
         *,
         index: int,
         data: bytes,
+        grows: bool,
         shards: int,
         file_size: int,
         history: list[tuple[int, list[int] | None]],
@@ -408,6 +410,10 @@ class StoreFolder:
         its old content and readers that re-read it because of the announcement find just
         that: the old state. The manifest needs no fsync: its generation only tells live
         processes what to re-read, and a power loss leaves none alive.
+
+        A new last shard (the store grows by one file) goes the other way round: the file
+        first, invisible while the manifest's shard count excludes it (recovery removes such
+        a file), then the manifest, durably, since the count is what publishes the file.
         """
         manifest = Manifest(
             generation=generation,
@@ -417,8 +423,12 @@ class StoreFolder:
             commit=[],
             history=[(generation, [index]), *history],
         )
-        write_bytes(self.manifest_path, manifest.to_bytes(), durability="atomic")
-        write_bytes(self.shard_path(index), data, durability=durability)
+        if grows:
+            write_bytes(self.shard_path(index), data, durability=durability)
+            write_bytes(self.manifest_path, manifest.to_bytes(), durability=durability)
+        else:
+            write_bytes(self.manifest_path, manifest.to_bytes(), durability="atomic")
+            write_bytes(self.shard_path(index), data, durability=durability)
         return manifest
 
     def recover_if_needed(self, durability: Durability) -> Manifest | None:
