@@ -170,7 +170,8 @@ def open_watch(kind: WatchKind, directory: str) -> DirectoryWatch:
         return InotifyWatch(directory)
     if kind == "auto":
         if sys.platform.startswith("linux"):
-            with contextlib.suppress(UnsupportedOperationError):
+            # No inotify, or its per-user limits reached (EMFILE, ENOSPC): poll instead.
+            with contextlib.suppress(OSError):
                 return InotifyWatch(directory)
         return PollingWatch()
     raise InvalidArgumentError(f"watch must be 'auto', 'inotify' or 'poll', not {kind!r}")
