@@ -17,7 +17,9 @@ from persistkit.tracker import Tracker
 
 def main(folder: str) -> None:
     tracker = Tracker(folder, max_tries=3, sync_at=1)
+    tracker.hold()  # one sync for all the new tasks, not one each
     tracker.add_many_if_absent(range(2000))
+    tracker.unhold()
     progress = tracker.progress()
     print(f"{progress.done} of {progress.total} already done", flush=True)
     for number in tracker.try_keys():

@@ -2,9 +2,10 @@
 
     python examples/tracker_shared_workers.py [folder] [fork|spawn|forkserver]
 
-Each worker takes tasks with try_keys(): the check and the try count happen under the store's
-lock, so two workers never run a task past max_tries between them. A counter updated under
-locked() ends exact.
+Each worker takes its own share of the tasks (as tastypy's example does) and counts a try
+with should_try(), which checks and counts under the store's lock. Workers that all iterate
+try_keys() would share the *tries*: a task may then run in two workers at once, up to max_tries
+times in all. A counter updated under locked() ends exact.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import sys
 from persistkit.tracker import SharedPOD, SharedTracker
 
 
-def work(tracker: SharedTracker, stats: SharedPOD) -> None:
-    for key in tracker.try_keys():
+def work(tracker: SharedTracker, stats: SharedPOD, index: int, count: int) -> None:
+    for key in tracker.todo_keys():
+        if key % count != index or not tracker.should_try(key):
+            continue
         tracker.set[key]["result"] = key**2
         tracker.set[key]["worker"] = os.getpid()
         tracker.mark_done(key)
@@ -31,7 +34,7 @@ def main(folder: str, method: str) -> None:
     tracker.add_many_if_absent(range(200))
     stats = SharedPOD(os.path.join(folder, "stats"))
     stats.setdefault("finished", 0)
-    workers = [context.Process(target=work, args=(tracker, stats)) for _ in range(4)]
+    workers = [context.Process(target=work, args=(tracker, stats, i, 4)) for i in range(4)]
     for worker in workers:
         worker.start()
     for worker in workers:
