@@ -54,7 +54,9 @@ class Job:
     def __init__(self, workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.queue = Spool(workdir / "queue", lease=LEASE_SECONDS, max_tries=10)
-        self.progress = Tracker(str(workdir / "progress"))
+        # clone=False: a Job always reads the tracker from disk, even when this process opened
+        # the same tracker before (another process may have moved it on since).
+        self.progress = Tracker(str(workdir / "progress"), clone=False)
         self.results = IODict(str(workdir / "results"))
         self.record = store.open(workdir / "job.json", default={"planned": None, "runs": []})
 

@@ -42,7 +42,7 @@ def test_create_only_write_publishes_with_renameat2(tmp_path: Path) -> None:
     names = [
         c.name for c in record_calls(lambda: write_bytes(tmp_path / "n", b"x", overwrite=False))
     ]
-    assert names == ["create", "write", "fsync", "renameat2", "fsync_dir"]
+    assert names == ["create", "write", "fsync", "link", "fsync_dir"]
 
 
 STRACED = textwrap.dedent(

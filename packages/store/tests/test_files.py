@@ -156,6 +156,9 @@ def test_commit_returns_a_durable_result_and_syncs(tmp_path: Path) -> None:
     names = [call.name for call in calls]
     assert "fsync" in names
     assert "fsync_dir" in names
+    # the first commit creates the file (published by link), the second replaces it (rename)
+    assert names.index("fsync") < names.index("link") < names.index("fsync_dir")
+    names = [call.name for call in record_calls(state.commit)]
     assert names.index("fsync") < names.index("rename") < names.index("fsync_dir")
     assert state.commit() == WriteResult(str(tmp_path / "s.json"), True)
 

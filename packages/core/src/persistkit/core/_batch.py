@@ -63,7 +63,7 @@ class Batch:
         """Stage ``data`` as the new content of ``path``; it is published on commit."""
         staged = self._stage(path, overwrite, follow_symlinks, xattrs)
         try:
-            _fs.write_all(staged.fd, data, staged.path)
+            _fs.write_all(staged.fd, data, staged.label)
         except BaseException:
             staged.discard()
             raise
@@ -102,9 +102,8 @@ class Batch:
         """Open a staged file for writing; it is published on commit, not on leaving the block."""
         staged = self._stage(path, overwrite, follow_symlinks, xattrs)
         try:
-            with open(
-                staged.path, mode, opener=lambda _p, _f: os.dup(staged.fd), **open_kwargs
-            ) as f:
+            # The staged descriptor stays open (and owned by the batch) until publishing.
+            with open(staged.fd, mode, closefd=False, **open_kwargs) as f:
                 yield f
         except BaseException:
             staged.discard()
@@ -118,7 +117,13 @@ class Batch:
         follow_symlinks: bool,
         xattrs: Mapping[str, bytes] | None,
     ) -> StagedFile:
-        return stage(path, overwrite=overwrite, follow_symlinks=follow_symlinks, xattrs=xattrs)
+        return stage(
+            path,
+            overwrite=overwrite,
+            follow_symlinks=follow_symlinks,
+            xattrs=xattrs,
+            anonymous=True,
+        )
 
     def _add(self, staged: StagedFile) -> None:
         superseded = self._pending.pop(staged.target, None)
@@ -153,7 +158,8 @@ class Batch:
                 staged.discard()
             raise
         durable = self._fsync and _primitives.sync_parents(
-            *(name for staged in pending for name in (staged.target, staged.path))
+            *(staged.target for staged in pending),
+            *(staged.path for staged in pending if staged.path is not None),
         )
         results = [WriteResult(staged.target, durable) for staged in pending]
         self.results.extend(results)
@@ -189,7 +195,7 @@ def _flush(pending: list[StagedFile]) -> None:
     for group in by_device.values():
         first = group[0]
         try:
-            flushed = _fs.syncfs(first.fd, first.path)
+            flushed = _fs.syncfs(first.fd, first.label)
         except OSError as error:
             raise SyncError(
                 error.errno,

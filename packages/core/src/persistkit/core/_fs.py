@@ -43,6 +43,18 @@ def create_exclusive(path: str, mode: int = 0o666) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
 
 
+def create_anonymous(directory: str, mode: int = 0o666) -> int:
+    """Create an unnamed file in ``directory`` (``O_TMPFILE``); it vanishes unless linked."""
+    checkpoint("create", directory)
+    return os.open(directory, os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC, mode)
+
+
+def link_anonymous(fd: int, path: str) -> None:
+    """Give an unnamed file its name; fail with EEXIST if the name exists."""
+    checkpoint("link", path)
+    _syscalls.link_open_file(fd, path)
+
+
 def write_all(fd: int, data: bytes | bytearray | memoryview, path: str) -> None:
     """Write every byte of ``data`` to ``fd``, looping over short writes."""
     checkpoint("write", path)

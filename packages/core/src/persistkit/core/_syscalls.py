@@ -43,6 +43,7 @@ _ffi.cdef(
                   unsigned int flags);
     long syscall(long number, ...);
     int syncfs(int fd);
+    int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags);
     int renamex_np(const char *from, const char *to, unsigned int flags);
     """
 )
@@ -63,6 +64,8 @@ def _symbol(name: str) -> Any:
 _renameat2 = _symbol("renameat2")
 _renamex_np = _symbol("renamex_np")
 _syncfs = _symbol("syncfs")
+_linkat = _symbol("linkat")
+_AT_SYMLINK_FOLLOW = 0x400
 _syscall = _symbol("syscall")
 _sys_renameat2 = _SYS_RENAMEAT2.get(platform.machine().lower()) if _platform.IS_LINUX else None
 
@@ -113,3 +116,21 @@ def syncfs(fd: int) -> bool:
         code = _ffi.errno
         raise OSError(code, os.strerror(code))
     return True
+
+
+def link_open_file(fd: int, dst: str) -> None:
+    """Give the unnamed file open as ``fd`` (from ``O_TMPFILE``) the name ``dst``.
+
+    ``linkat`` through ``/proc/self/fd`` with ``AT_SYMLINK_FOLLOW`` works without privileges
+    (``AT_EMPTY_PATH`` needs CAP_DAC_READ_SEARCH); open(2) documents the pattern. Python's
+    ``os.link`` cannot do it: without a directory descriptor it calls link(2), which does not
+    follow the magic link. Fails with EEXIST if ``dst`` exists, so it is create-only.
+    """
+    src = f"/proc/self/fd/{fd}".encode()
+    if _linkat(_AT_FDCWD, src, _AT_FDCWD, os.fsencode(dst), _AT_SYMLINK_FOLLOW) != 0:
+        code = _ffi.errno
+        raise OSError(code, os.strerror(code), None, None, dst)
+
+
+ANONYMOUS_FILES = _platform.IS_LINUX and _linkat is not None and os.path.isdir("/proc/self/fd")
+"""Whether unnamed files (``O_TMPFILE``) can be created here and linked in by name."""

@@ -126,7 +126,7 @@ class AtomicWriter:
         try:
             # The file object gets its own descriptor; the staged one keeps the flock that
             # tells `sweep` this writer is alive until the rename is done.
-            return open(staged.path, self._mode, opener=lambda _p, _f: os.dup(staged.fd), **kwargs)
+            return open(staged.label, self._mode, opener=lambda _p, _f: os.dup(staged.fd), **kwargs)
         except BaseException:
             staged.discard()
             raise
@@ -136,7 +136,7 @@ class AtomicWriter:
         staged = self._require_staged()
         # The caller's writes went through Python's file object, past the seam; report them
         # here so crash tests can stop between the content and its fsync.
-        _fs.checkpoint("write", staged.path)
+        _fs.checkpoint("write", staged.label)
         f.flush()
         if self._fsync:
             staged.sync(f.fileno())
@@ -281,9 +281,11 @@ def write_bytes(
         True
     """
     fsync = check_durability(durability)
-    staged = stage(path, overwrite=overwrite, follow_symlinks=follow_symlinks, xattrs=xattrs)
+    staged = stage(
+        path, overwrite=overwrite, follow_symlinks=follow_symlinks, xattrs=xattrs, anonymous=True
+    )
     try:
-        _fs.write_all(staged.fd, data, staged.path)
+        _fs.write_all(staged.fd, data, staged.label)
         if fsync:
             staged.sync()
         return staged.publish(sync_directory=fsync)
