@@ -237,16 +237,27 @@ def test_clean_removes_stale_tmp_files_and_dead_writers_temps_only(spool):
     assert spool.clean(max_age=0) == [str(fresh)]
 
 
+PUBLISH = {"renameat2", "link"}  # create-only: renameat2(NOREPLACE), or linkat of a temp
+
+
 def test_durable_protocol_syncs_delivery_and_done_but_not_the_claim(spool):
     new, cur = os.path.join(spool.path, "new"), os.path.join(spool.path, "cur")
-    deliver = [c.name for c in record_calls(lambda: spool.deliver(b"x"))]
-    assert deliver == ["create", "write", "fsync", "renameat2", "fsync_dir"]
+    ids: list[str] = []
+    deliver = record_calls(lambda: ids.append(spool.deliver(b"x")))
+    names = [c.name for c in deliver]
+    # The content is fsynced before it is published, and new/ after: two syncs in all.
+    assert names.count("fsync") == 1
+    published = [c for c in deliver if c.name in PUBLISH]
+    assert [c.path for c in published] == [os.path.join(new, ids[0])]
+    assert names.index("fsync") < names.index(published[0].name)
+    assert [c.path for c in deliver if c.name == "fsync_dir"] == [new]
+    assert names[-1] == "fsync_dir"
+
     held: list[Message] = []
     claim = record_calls(lambda: held.append(spool.claim()))
     assert [(c.name, os.path.dirname(c.path)) for c in claim] == [("renameat2", cur)]
     done = record_calls(lambda: spool.done(held[0]))
     assert [(c.name, c.path) for c in done] == [("unlink", held[0].path), ("fsync_dir", cur)]
-    assert new != cur
 
 
 def test_atomic_durability_never_syncs(tmp_path):

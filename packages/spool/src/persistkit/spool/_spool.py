@@ -207,8 +207,9 @@ class Spool:
         """Deliver one message into ``new``, under a fresh maildir-unique name.
 
         With ``durability="durable"`` the content is written through persistkit-core to a
-        hidden temporary file in ``new`` (readers skip hidden names), fsynced, published
-        with one create-only rename, and ``new`` is fsynced: when it returns, the message
+        temporary file in ``new`` that readers cannot see (unnamed, or hidden: readers skip
+        hidden names), fsynced, published create-only, and ``new`` is fsynced: when it
+        returns, the message
         survives power loss. With ``durability="atomic"`` it is written in ``tmp`` (maildir's
         staging area, which no consumer reads) and published into ``new`` with one
         create-only rename, without fsync. Either way a consumer sees the whole message or
