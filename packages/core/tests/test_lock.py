@@ -141,3 +141,31 @@ def test_forked_child_does_not_inherit_a_held_lock(tmp_path: Path) -> None:
         os.close(read_end)
         assert lock.is_locked, "the child must not release the parent's lock"
     assert answer == b"1"
+
+
+def test_locking_again_reuses_the_open_lock_file(tmp_path: Path) -> None:
+    lock = FileLock(tmp_path / "lock")
+    with lock:
+        pass
+    opened = set(os.listdir("/proc/self/fd"))
+    with lock:
+        assert set(os.listdir("/proc/self/fd")) == opened
+    lock.close()
+    with lock:
+        assert lock.is_locked
+    with lock, pytest.raises(RuntimeError):
+        lock.close()
+
+
+def test_closing_a_forked_copy_keeps_the_parents_lock(tmp_path: Path) -> None:
+    lock = FileLock(tmp_path / "lock")
+    with lock:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                lock.close()
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        with pytest.raises(LockTimeoutError):
+            FileLock(tmp_path / "lock").acquire(timeout=0)

@@ -25,6 +25,9 @@ class FileLock:
     the object wait for it. A child process made by ``fork`` does not inherit a held lock: it
     starts unlocked and locks on its own.
 
+    The lock file stays open between acquisitions (one descriptor per object, so locking
+    costs one ``flock`` call); `close` releases it, as does garbage collection.
+
     Args:
         path: the lock file.
         timeout: seconds to wait by default in `acquire`; None waits forever.
@@ -49,6 +52,13 @@ class FileLock:
         self._fd = -1
         self._pid = os.getpid()
 
+    def _forget_parent(self) -> None:
+        # A forked child shares the parent's open file description: unlocking it here would
+        # release the parent's lock. Closing our copy is safe; then start afresh.
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._reset()
+
     @property
     def is_locked(self) -> bool:
         """Whether this object holds the lock in this process."""
@@ -68,9 +78,7 @@ class FileLock:
             LockTimeoutError: the lock was not obtained in time.
         """
         if self._pid != os.getpid():
-            # A forked child: the descriptor is shared with the parent, so unlocking it here
-            # would release the parent's lock. Forget it and start afresh.
-            self._reset()
+            self._forget_parent()
         wait = self.timeout if timeout is not None and timeout < 0 else timeout
         deadline = None if wait is None else time.monotonic() + wait
         if not self._guard.acquire(timeout=-1 if wait is None else wait):
@@ -85,16 +93,12 @@ class FileLock:
         return self
 
     def _lock_file(self, deadline: float | None, wait: float | None) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        try:
-            if deadline is None:
-                fcntl.flock(fd, self._operation)
-            else:
-                self._poll(fd, deadline, wait)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        if deadline is None:
+            fcntl.flock(self._fd, self._operation)
+        else:
+            self._poll(self._fd, deadline, wait)
 
     def _poll(self, fd: int, deadline: float, wait: float | None) -> None:
         # flock(2) has no timeout; polling with capped exponential backoff keeps the lock
@@ -125,11 +129,28 @@ class FileLock:
         self._depth -= 1
         try:
             if self._depth == 0:
-                fd, self._fd = self._fd, -1
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._guard.release()
+
+    def close(self) -> None:
+        """Close the lock file; the next `acquire` opens it again.
+
+        Raises:
+            RuntimeError: the lock is held.
+        """
+        if self.is_locked:
+            raise RuntimeError(f"{self.path!r} is locked; release it before closing")
+        if self._pid != os.getpid():
+            self._forget_parent()
+        elif self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", -1)
+        if fd >= 0 and getattr(self, "_pid", None) == os.getpid():
+            os.close(fd)  # also drops a lock still held by an abandoned object
 
     def __enter__(self) -> FileLock:
         return self.acquire()
