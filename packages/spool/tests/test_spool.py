@@ -117,6 +117,8 @@ def test_unique_names_are_unique_across_fork():
     os.waitpid(pid, 0)
     assert len(theirs) == 2000
     assert not mine & theirs
+    assert all(f"P{pid}Q" in name for name in theirs)
+    assert all(f"P{os.getpid()}Q" in name for name in mine)
 
 
 def test_unique_names_escape_the_host_as_the_maildir_spec_asks(monkeypatch):

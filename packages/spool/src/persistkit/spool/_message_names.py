@@ -38,6 +38,7 @@ class _Order:
         self.sequence = itertools.count()
         self.random = b""
         self.random_at = 0
+        self.pid = os.getpid()  # getpid() is a system call; the pid changes only at fork
 
     def after_fork(self) -> None:
         # A lock held by another thread at fork() time would stay held in the child, and
@@ -45,6 +46,7 @@ class _Order:
         self.lock = threading.Lock()
         self.random = b""
         self.random_at = 0
+        self.pid = os.getpid()
 
     def random_hex(self) -> str:
         """Return 64 fresh random bits as hex (one getrandom call per 512 names)."""
@@ -74,8 +76,9 @@ def unique_name() -> str:
         _order.last_micros = micros
         sequence = next(_order.sequence)
         random_part = _order.random_hex()
+        pid = _order.pid
     seconds, micro = divmod(micros, 1_000_000)
-    return f"{seconds}.M{micro:06d}P{os.getpid()}Q{sequence}R{random_part}.{_host_name()}"
+    return f"{seconds}.M{micro:06d}P{pid}Q{sequence}R{random_part}.{_host_name()}"
 
 
 @dataclass(frozen=True, slots=True)
