@@ -83,4 +83,6 @@ def test_full_disk_keeps_the_old_state_and_the_pending_changes(tmp_path):
         }
         pod.close()
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        unmounted = subprocess.run(["umount", str(mount)], capture_output=True, check=False)
+    # close() let go of every descriptor in the store (the lock file's included).
+    assert unmounted.returncode == 0, unmounted.stderr

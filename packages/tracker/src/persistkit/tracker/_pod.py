@@ -724,6 +724,7 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
         self.sync()
         state.closed = True
         _exit_hooks.unregister(state)
+        state.files.close_lock()
         with self._clones_guard:
             if self._clones.get(state.folder) is state:
                 del self._clones[state.folder]

@@ -327,6 +327,7 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         self._closed = True
         self._state.closed = True
         _exit_hooks.unregister(self)
+        self._state.files.close_lock()
 
     def exit_sync(self) -> None:
         """Commit and make durable what this process changed (the exit hooks call this)."""

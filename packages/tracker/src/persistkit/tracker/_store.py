@@ -160,6 +160,11 @@ class StoreFolder:
         self.manifest_path = os.path.join(folder, MANIFEST_NAME)
         self.lock = store_lock(folder)
 
+    def close_lock(self) -> None:
+        """Close the lock file's descriptor, unless the lock is held (it reopens on demand)."""
+        with contextlib.suppress(RuntimeError):
+            self.lock.close()
+
     def shard_path(self, index: int) -> str:
         """Return the path of shard ``index``."""
         return os.path.join(self.folder, f"{index}{self.suffix}")
