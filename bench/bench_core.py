@@ -7,6 +7,7 @@ from pathlib import Path
 import atomicwrites
 import safer
 from harness import Workload, os_only_replace
+
 from persistkit.core import Batch, atomic_write, write_bytes
 
 SMALL = b"x" * 100

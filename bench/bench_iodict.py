@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from harness import Workload, os_only_replace
+
 from persistkit.iodict import DurableQueue, IODict
 
 VALUE = "x" * 100

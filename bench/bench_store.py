@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import Workload, os_only_replace
+
 from persistkit import store
 from persistkit.core import write_bytes, write_value
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import Workload, os_only_replace
+
 from persistkit.tracker import POD, Tracker
 
 PYTHON2 = os.environ.get("PERSISTKIT_PYTHON2", "/root/.pyenv/versions/2.7.18/bin/python2.7")

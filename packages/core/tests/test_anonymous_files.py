@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from persistkit.core import Batch, TargetExistsError, _temp, write_bytes
 from persistkit.core.testing import CrashPoint, crash_at_every_call, inject_error, record_calls
 

@@ -4,6 +4,7 @@ import errno
 from pathlib import Path
 
 import pytest
+
 from persistkit.core import Batch, InvalidArgumentError, SyncError, TargetExistsError
 from persistkit.core.testing import inject_error, record_calls
 

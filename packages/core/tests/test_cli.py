@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from persistkit.core._cli import main
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from persistkit.core import (
     Batch,
     atomic_folder,

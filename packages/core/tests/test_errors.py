@@ -4,6 +4,7 @@ import errno
 import pickle
 
 import pytest
+
 from persistkit.core import errors
 
 ALL_ERRORS = [getattr(errors, name) for name in errors.__all__]

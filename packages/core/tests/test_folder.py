@@ -5,6 +5,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from persistkit.core import (
     CrossDeviceError,
     TargetExistsError,

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from persistkit.core import atomic_write, write_bytes
 from persistkit.core.testing import record_calls
 

@@ -4,6 +4,7 @@ import errno
 from pathlib import Path
 
 import pytest
+
 from persistkit.core import write_bytes
 from persistkit.core.testing import (
     ChildError,

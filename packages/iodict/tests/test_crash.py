@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from persistkit.core import sweep
 from persistkit.core.testing import CrashPoint, crash_at_every_call
 from persistkit.iodict import DurableQueue, IODict

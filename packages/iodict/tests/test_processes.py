@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from persistkit.iodict import DurableQueue, IODict
 
 PRODUCER = textwrap.dedent(

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from persistkit.core import CorruptFileError, SerializationError
 from persistkit.core.testing import record_calls
 from persistkit.iodict import DurableQueue, QueueClosedError

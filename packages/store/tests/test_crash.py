@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from persistkit import store
 from persistkit.core import write_text
 from persistkit.core.testing import CrashPoint, crash_at_every_call

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from persistkit import store
 from persistkit.core.errors import SyncError
 from persistkit.core.testing import inject_error, record_calls

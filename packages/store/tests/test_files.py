@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from persistkit import store
 from persistkit.core import WriteResult
 from persistkit.core.testing import record_calls

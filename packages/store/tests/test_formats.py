@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from persistkit import store
 from persistkit.store import (
     AbstractFormatBstr,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from persistkit import store
 from persistkit.store import CorruptFileError, LockTimeoutError, TransactionError
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from persistkit.tracker import _exit_hooks
 from persistkit.tracker._pod import PersistentOrderedDict
 

@@ -8,6 +8,7 @@ import random
 import subprocess
 
 import pytest
+
 from persistkit.tracker import POD, IntegrityError, SharedPOD
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+
 from persistkit.core.testing import crash_at_every_call, record_calls
 from persistkit.tracker import POD, Tracker
 

@@ -12,6 +12,7 @@ import sys
 import textwrap
 
 import pytest
+
 from persistkit.tracker import POD
 
 PRELUDE = """

@@ -9,6 +9,7 @@ import tempfile
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
 from persistkit.tracker import POD, _exit_hooks
 
 keys = st.sampled_from(["a", "b", "1", 1, 2, -7, ("t", 1), ("t", (1, "x")), "tab\tkey", "é\\"])

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+
 from persistkit.core.errors import SerializationError
 from persistkit.tracker import (
     POD,

@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import pytest
+
 from persistkit.core.errors import LockTimeoutError
 from persistkit.tracker import POD, SharedPOD, SharedTracker
 from persistkit.tracker._store import store_lock

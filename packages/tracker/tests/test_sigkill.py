@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 import pytest
+
 from persistkit.tracker import Tracker
 
 WORKER = """

@@ -12,6 +12,7 @@ import platform
 from typing import Any
 
 from cffi import FFI
+
 from persistkit.core import _platform
 
 RENAME_NOREPLACE = 1

@@ -48,16 +48,16 @@ from persistkit.tracker.errors import (
 
 __version__ = "0.1.0"
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/packaging checks
-    "CalledClosedTrackerError",
-    "ClosedStoreError",
+__all__ = [
     "DEFAULT_FILE_SIZE",
     "DEFAULT_SYNC_AT",
+    "POD",
+    "CalledClosedTrackerError",
+    "ClosedStoreError",
     "DeepProxy",
     "DuplicateKeyError",
     "IntegrityError",
     "InvalidKeyError",
-    "POD",
     "PersistentOrderedDict",
     "PersistentOrderedDictException",
     "PersistentOrderedDictIntegrityError",
