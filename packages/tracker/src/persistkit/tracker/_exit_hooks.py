@@ -16,12 +16,13 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Protocol
 
@@ -55,6 +56,17 @@ def operation_ended() -> None:
         signum = GUARD.deferred.pop()
         GUARD.deferred.clear()
         os.kill(os.getpid(), signum)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT until the block ends, so no sync sees a half-made change."""
+    GUARD.depth += 1
+    try:
+        yield
+    finally:
+        GUARD.depth -= 1
+        operation_ended()
 
 
 def register(store: ExitSyncable) -> None:

@@ -442,12 +442,8 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
                     )
                 return state
             state = StoreState(folder, gzipped=gzipped, file_size=file_size, durability=durability)
-            GUARD.depth += 1
-            try:
+            with _exit_hooks.signals_deferred():
                 state.load()
-            finally:
-                GUARD.depth -= 1
-                _exit_hooks.operation_ended()
             if clone:
                 cls._clones[folder] = state
             _exit_hooks.register(state)
@@ -522,12 +518,8 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
         key = normalize_key(key)
         if key not in state.values:
             raise KeyError(key)
-        GUARD.depth += 1
-        try:
+        with _exit_hooks.signals_deferred():
             state.delete(key)
-        finally:
-            GUARD.depth -= 1
-            _exit_hooks.operation_ended()
         self._maybe_sync()
 
     def __contains__(self, key: object) -> bool:
@@ -612,12 +604,8 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
     def clear(self) -> None:
         """Remove every key; the next sync empties the store (atomically, like any sync)."""
         state = self._live()
-        GUARD.depth += 1
-        try:
+        with _exit_hooks.signals_deferred():
             state.clear()
-        finally:
-            GUARD.depth -= 1
-            _exit_hooks.operation_ended()
         self._maybe_sync()
 
     def update(self, *mappings: Any, **kwargs: Any) -> None:
@@ -685,12 +673,8 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
         value was changed in place into something JSON cannot hold.
         """
         state = self._live()
-        GUARD.depth += 1
-        try:
+        with _exit_hooks.signals_deferred():
             state.sync()
-        finally:
-            GUARD.depth -= 1
-            _exit_hooks.operation_ended()
 
     def sync_key(self, key: Any) -> None:
         """Write ``key`` to disk now (with any other pending change: a sync is all or nothing)."""
@@ -709,12 +693,8 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
     def revert(self) -> None:
         """Drop every unsynced change and read the store again from disk."""
         state = self._live()
-        GUARD.depth += 1
-        try:
+        with _exit_hooks.signals_deferred():
             state.load()
-        finally:
-            GUARD.depth -= 1
-            _exit_hooks.operation_ended()
 
     def close(self) -> None:
         """Sync, then release the store; this POD and its clones cannot be used afterwards."""

@@ -236,16 +236,12 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
 
     @contextlib.contextmanager
     def _op(self) -> Iterator[Any]:
-        GUARD.depth += 1
-        try:
+        with _exit_hooks.signals_deferred():
             self.lock()
             try:
                 yield self._pod
             finally:
                 self.unlock()
-        finally:
-            GUARD.depth -= 1
-            _exit_hooks.operation_ended()
 
     def _commit(self, *, durable: bool) -> None:
         """Commit pending changes; durable when asked or when ``sync_at`` keys are undurable."""
