@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from persistkit.core.testing import CrashPoint, crash_at_every_call
 from persistkit.spool import Message, Spool
 from persistkit.spool._message_names import parse_name

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from persistkit.core.errors import SyncError, TargetExistsError
 from persistkit.core.testing import crash_at_every_call, record_calls
 from persistkit.spool import FileStore, InvalidAreaError, InvalidNameError

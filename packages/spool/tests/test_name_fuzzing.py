@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from persistkit.core.errors import PersistkitError
 from persistkit.spool import FileStore, Spool
 

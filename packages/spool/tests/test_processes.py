@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from persistkit.spool import Spool
 
 CTX = multiprocessing.get_context("fork")

@@ -8,6 +8,7 @@ import pickle
 from pathlib import Path
 
 import pytest
+
 from persistkit.core.errors import SerializationError
 from persistkit.core.testing import record_calls
 from persistkit.spool import FileStore, LeaseLostError, Message, Spool, _message_names

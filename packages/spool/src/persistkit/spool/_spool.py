@@ -560,15 +560,25 @@ class Spool:
         """Refill the candidates: expired claims first, then ``new`` in delivery order.
 
         One scan serves many claims (a stale entry costs one failed rename), so a claim
-        costs O(1) on average instead of a listing of the whole folder.
+        costs O(1) on average instead of a listing of the whole folder. ``cur`` is listed
+        only when a lease may have run out since it was last listed.
         """
         self.scans += 1
         waiting = sorted(name for name in os.listdir(self._dirs["new"]) if name[0] != ".")
-        expired: builtins.list[str] = []
-        # Claims made after this scan end at least one lease from now; a waiting consumer
-        # looks again then (at most once a second, for very short leases).
+        due = self._next_cur_scan_ms
+        expired = self._expired_claims(now) if due is None or now >= due else []
+        self._candidates = collections.deque(
+            [("cur", name) for name in expired] + [("new", name) for name in waiting]
+        )
+
+    def _expired_claims(self, now: int) -> builtins.list[str]:
+        # Every claim made after this listing ends at least one lease from now (consumers
+        # share the lease length), so until then only the deadlines seen here can pass.
         next_scan = now + self._lease_ms
+        # A waiting consumer wakes for those deadlines (at most once a second for very
+        # short leases).
         wake = now + max(self._lease_ms, 1000)
+        expired: builtins.list[str] = []
         for name in os.listdir(self._dirs["cur"]):
             deadline = parse_name(name).deadline_ms
             if deadline is None or name[0] == ".":
@@ -578,12 +588,10 @@ class Spool:
             else:
                 next_scan = min(next_scan, deadline)
                 wake = min(wake, deadline)
-        expired.sort()
         self._next_cur_scan_ms = next_scan
         self._wake_for_leases_ms = wake
-        self._candidates = collections.deque(
-            [("cur", name) for name in expired] + [("new", name) for name in waiting]
-        )
+        expired.sort()
+        return expired
 
     def _take(self, area: str, name: str, now: int) -> Message | None:
         parsed = parse_name(name)
