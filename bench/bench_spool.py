@@ -33,6 +33,7 @@ import subprocess
 from pathlib import Path
 
 from harness import Workload, fsync_dir
+
 from persistkit.spool import FileStore, Spool
 
 try:
