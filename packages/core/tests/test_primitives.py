@@ -163,3 +163,25 @@ def test_refresh_replaces_a_stale_answer(tmp_path: Path, monkeypatch: pytest.Mon
     fresh = capabilities(tmp_path, refresh=True)
     assert fresh.rename_exchange
     assert capabilities(tmp_path) is fresh
+
+
+def test_fsync_file_goes_through_the_seam_and_reports_failure(tmp_path: Path) -> None:
+    """EIO injected: a real fsync failure cannot be had here."""
+    from persistkit.core import SyncError, fsync_file
+
+    (tmp_path / "f").write_bytes(b"x")
+    assert [c.name for c in record_calls(lambda: fsync_file(tmp_path / "f"))] == ["fsync"]
+    with inject_error(errno.EIO, call="fsync"), pytest.raises(SyncError):
+        fsync_file(tmp_path / "f")
+
+
+def test_rename_can_leave_the_source_directory_unsynced(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "new").mkdir()
+    (tmp_path / "tmp" / "m").write_bytes(b"m")
+    calls = record_calls(
+        lambda: rename(tmp_path / "tmp" / "m", tmp_path / "new" / "m", sync_source=False)
+    )
+    assert [(c.name, c.path) for c in calls if c.name == "fsync_dir"] == [
+        ("fsync_dir", str(tmp_path / "new"))
+    ]

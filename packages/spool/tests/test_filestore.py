@@ -159,14 +159,26 @@ def test_durable_move_out_of_tmp_syncs_the_file_before_publishing(store, monkeyp
     assert [Path(p).name for p in store.list("tmp")] == ["a"]
 
 
-def test_durable_move_renames_create_only_then_syncs_both_folders(store):
+def test_durable_move_out_of_tmp_syncs_file_then_renames_then_syncs_new(store):
     write(store, "a", "data", "tmp")
     calls = record_calls(lambda: store.move("a", "tmp", "new"))
     new, tmp = os.path.join(store.path, "new"), os.path.join(store.path, "tmp")
     assert [(c.name, c.path) for c in calls] == [
+        ("fsync", os.path.join(tmp, "a")),
         ("renameat2", os.path.join(new, "a")),
         ("fsync_dir", new),
-        ("fsync_dir", tmp),
+    ]
+
+
+def test_durable_move_between_other_areas_syncs_both_folders(store):
+    write(store, "a", "data", "tmp")
+    store.move("a", "tmp", "new")
+    calls = record_calls(lambda: store.move("a", "new", "cur"))
+    new, cur = os.path.join(store.path, "new"), os.path.join(store.path, "cur")
+    assert [(c.name, c.path) for c in calls] == [
+        ("renameat2", os.path.join(cur, "a")),
+        ("fsync_dir", cur),
+        ("fsync_dir", new),
     ]
 
 

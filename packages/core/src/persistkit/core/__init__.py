@@ -21,6 +21,7 @@ from persistkit.core._lock import FileLock
 from persistkit.core._primitives import (
     exchange,
     fsync_dir,
+    fsync_file,
     move_atomic,
     remove,
     rename,
@@ -81,6 +82,7 @@ __all__ = [
     "capabilities",
     "exchange",
     "fsync_dir",
+    "fsync_file",
     "move_atomic",
     "read_value",
     "remove",

@@ -9,6 +9,7 @@ from persistkit.core import _capabilities, _fs, _syscalls
 from persistkit.core._durability import Durability, check_durability
 from persistkit.core.errors import (
     CrossDeviceError,
+    SyncError,
     TargetExistsError,
     TargetIsDirectoryError,
     UnsupportedOperationError,
@@ -154,6 +155,7 @@ def rename(
     *,
     overwrite: bool = True,
     durability: Durability = "durable",
+    sync_source: bool = True,
 ) -> bool:
     """Rename ``src`` to ``dst`` atomically.
 
@@ -165,6 +167,10 @@ def rename(
         dst: the new name.
         overwrite: replace an existing ``dst`` (True) or fail if it exists (False).
         durability: ``"durable"`` or ``"atomic"`` (no fsync).
+        sync_source: with ``"durable"``, also fsync the source's directory. False makes only
+            the new name durable: after power loss the old name may be back as well. That
+            is the maildir rule for moves out of a staging area (``tmp/`` to ``new/``),
+            whose leftovers are cleaned up anyway, and it saves one flush.
 
     Returns:
         True when the rename is known durable; False with ``durability="atomic"`` or where
@@ -184,7 +190,9 @@ def rename(
         replace_name(src_s, dst_s)
     else:
         rename_noreplace(src_s, dst_s)
-    return sync_parents(dst_s, src_s) if fsync else False
+    if not fsync:
+        return False
+    return sync_parents(dst_s, src_s) if sync_source else sync_parents(dst_s)
 
 
 def exchange(
@@ -207,6 +215,27 @@ def exchange(
     a_s, b_s = os.fspath(a), os.fspath(b)
     exchange_names(a_s, b_s)
     return sync_parents(a_s, b_s) if fsync else False
+
+
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Make the content of an existing file durable (``F_FULLFSYNC`` on macOS).
+
+    For files written by other means before they are published with `rename`; persistkit's
+    own writers sync for you.
+
+    Raises:
+        SyncError: the fsync failed; do not publish the file (and do not retry: after a
+            failed fsync a second success proves nothing).
+        FileNotFoundError: the file does not exist.
+    """
+    name = os.fspath(path)
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _fs.fsync(fd, name)
+    except OSError as error:
+        raise SyncError(error.errno, f"fsync failed ({error.strerror})", name) from error
+    finally:
+        os.close(fd)
 
 
 def remove(

@@ -8,8 +8,8 @@ import shutil
 import stat
 from typing import IO, Any
 
-from persistkit.core import Durability, atomic_write, fsync_dir, remove, rename
-from persistkit.core.errors import InvalidArgumentError, SyncError, TargetExistsError
+from persistkit.core import Durability, atomic_write, fsync_dir, fsync_file, remove, rename
+from persistkit.core.errors import InvalidArgumentError, TargetExistsError
 from persistkit.spool._store_names import check_area, check_name, name_in_area
 
 _WRITE_MODES = frozenset("wxa")
@@ -32,23 +32,6 @@ def make_area_dirs(path: str, areas: tuple[str, ...], *, durable: bool) -> None:
             fsync_dir(os.path.dirname(os.path.abspath(path)))
         if created_area:
             fsync_dir(path)
-
-
-def sync_file(path: str) -> None:
-    """Fsync the content of an existing file (one the caller wrote itself, unsynced).
-
-    Raises:
-        SyncError: the fsync failed; the caller must not publish the file.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as error:
-        raise SyncError(
-            error.errno, f"fsync failed ({error.strerror}); the file was not moved", path
-        ) from error
-    finally:
-        os.close(fd)
 
 
 def listing(area_dir: str, shown_as: str) -> list[str]:
@@ -168,8 +151,9 @@ class FileStore:
         Guarantees when it returns: the file is in ``destination`` and no longer in
         ``source``; nothing that was in ``destination`` was replaced. With
         ``durability="durable"``: a file leaving ``tmp`` is fsynced first (its content
-        was written through `create`, unsynced), then renamed, then both folders are
-        fsynced, so the move survives power loss.
+        was written through `create`, unsynced), then renamed, then the destination folder
+        is fsynced (and the source folder too, for moves between other areas), so the move
+        survives power loss.
 
         Args:
             name: a bare name or a full path as `list` returns it (from ``source``).
@@ -185,11 +169,17 @@ class FileStore:
         destination_dir = self._area_dir(destination)
         name = name_in_area(name, source_dir)
         src = os.path.join(source_dir, name)
-        durable = self.durability == "durable"
-        if durable and source == "tmp":
-            sync_file(src)
+        leaving_staging = source == "tmp"
+        if self.durability == "durable" and leaving_staging:
+            fsync_file(src)
+        # Out of tmp, only the destination folder needs its fsync (the maildir rule): a
+        # name that comes back in tmp after power loss is a leftover that clean() removes.
         rename(
-            src, os.path.join(destination_dir, name), overwrite=False, durability=self.durability
+            src,
+            os.path.join(destination_dir, name),
+            overwrite=False,
+            durability=self.durability,
+            sync_source=not leaving_staging,
         )
 
     def copy(self, name: str, source: str, destination: str) -> None:
