@@ -39,6 +39,9 @@ from harness import Workload, os_only_replace
 from persistkit.tracker import POD, Tracker
 
 PYTHON2 = os.environ.get("PERSISTKIT_PYTHON2", "/root/.pyenv/versions/2.7.18/bin/python2.7")
+# Where `nox -s bench` installs tastypy for Python 2 (a --target folder, so the system's
+# Python 2 is left alone); only the Python 2 child sees it.
+PYTHON2_PATH = os.environ.get("PERSISTKIT_PYTHON2_PATH", "")
 PER_KEY_STORE = 10_000
 
 
@@ -121,6 +124,7 @@ class Tastypy:
             try:
                 proc = subprocess.Popen(
                     [PYTHON2, "-c", TASTYPY_SERVER],
+                    env={**os.environ, "PYTHONPATH": PYTHON2_PATH} if PYTHON2_PATH else None,
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
