@@ -77,8 +77,19 @@ def _batch_workload(ops: int) -> Workload:
         for i in range(n):
             os_only_replace(directory / f"f{i}", SMALL, sync=True)
 
+    def batched_files(directory: Path, n: int) -> None:
+        for start in range(0, n, 100):
+            with Batch(flush="files") as batch:
+                for i in range(start, min(start + 100, n)):
+                    batch.write_bytes(directory / f"f{i}", SMALL)
+
     workload.add(separate, separate_writes)
     workload.add("persistkit Batch of 100", batched, note="one syncfs + one dir fsync per 100")
+    workload.add(
+        "persistkit Batch of 100, flush='files'",
+        batched_files,
+        note="an fsync per file + one dir fsync per 100",
+    )
     workload.add("os-only, 100 separate", os_only_separate)
     return workload
 

@@ -5,9 +5,10 @@ order that rotates between repeats, so drift of the disk (this project's disk dr
 over minutes) hits every case alike. The table shows the median of the repeats and each
 case's ratio to the workload's baseline case.
 
-Each case run gets its own fresh directory, kept until the whole run ends: on ext4 without a
-journal, creating files right after deleting many others is several times slower, which would
-punish file-per-item designs for the previous case's cleanup.
+Before each timed run the harness calls ``sync()``, so no case pays for the dirty pages an
+earlier one left behind. Each case run gets its own fresh directory, kept until the whole run
+ends: on ext4 without a journal, creating files right after deleting many others is several
+times slower, which would punish file-per-item designs for the previous case's cleanup.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def measure(workload: Workload, scratch: Scratch, repeats: int) -> None:
             directory = scratch.fresh()
             if case.setup is not None:
                 case.setup(directory, workload.ops)
+            # Write back what earlier cases left dirty, so no case pays for another's data
+            # (a syncfs or a device cache flush drains everything pending on the disk).
+            os.sync()
             start = time.perf_counter()
             case.run(directory, workload.ops)
             case.seconds.append(time.perf_counter() - start)

@@ -99,3 +99,17 @@ def test_atomic_batch_never_syncs(tmp_path: Path) -> None:
 def test_bad_max_pending(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError):
         Batch(max_pending=0)
+
+
+def test_flush_files_fsyncs_each_file_instead_of_the_filesystem(tmp_path: Path) -> None:
+    def operation() -> None:
+        with Batch(flush="files") as batch:
+            for i in range(3):
+                batch.write_bytes(tmp_path / f"f{i}", b"x")
+
+    names = [call.name for call in record_calls(operation)]
+    assert names.count("fsync") == 3
+    assert "syncfs" not in names
+    assert names.index("fsync") < names.index("link")
+    with pytest.raises(InvalidArgumentError):
+        Batch(flush="everything")  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from persistkit.core import _fs, _primitives
 from persistkit.core._durability import Durability, check_durability
@@ -36,6 +36,10 @@ class Batch:
         durability: ``"durable"`` or ``"atomic"`` (no flush at all).
         max_pending: commit automatically once this many files are staged, which bounds the
             open descriptors (each staged file holds one).
+        flush: ``"filesystem"`` (one ``syncfs`` per filesystem, the default) or ``"files"``
+            (one fsync per staged file). syncfs also writes back every other process's
+            unsynced data on that filesystem, so on a filesystem busy with other writers
+            ``"files"`` has the steadier cost; both are equally durable.
 
     Example:
         >>> with Batch() as batch:  # doctest: +SKIP
@@ -43,9 +47,18 @@ class Batch:
         ...         batch.write_bytes(f"out/{name}", data)
     """
 
-    def __init__(self, *, durability: Durability = "durable", max_pending: int = 256) -> None:
+    def __init__(
+        self,
+        *,
+        durability: Durability = "durable",
+        max_pending: int = 256,
+        flush: Literal["filesystem", "files"] = "filesystem",
+    ) -> None:
         if max_pending < 1:
             raise InvalidArgumentError("max_pending must be at least 1")
+        if flush not in ("filesystem", "files"):
+            raise InvalidArgumentError(f"flush must be 'filesystem' or 'files', not {flush!r}")
+        self._flush_files = flush == "files"
         self._fsync = check_durability(durability)
         self._max_pending = max_pending
         self._pending: dict[str, StagedFile] = {}
@@ -149,7 +162,7 @@ class Batch:
         published: list[StagedFile] = []
         try:
             if self._fsync:
-                _flush(pending)
+                _flush(pending, per_file=self._flush_files)
             for staged in pending:
                 staged.publish(sync_directory=False)
                 published.append(staged)
@@ -187,8 +200,12 @@ class Batch:
             self.discard()
 
 
-def _flush(pending: list[StagedFile]) -> None:
-    """Make every staged file's content durable with one syncfs per filesystem."""
+def _flush(pending: list[StagedFile], *, per_file: bool) -> None:
+    """Make every staged file's content durable: one syncfs per filesystem, or per file."""
+    if per_file:
+        for staged in pending:
+            staged.sync()
+        return
     by_device: dict[int, list[StagedFile]] = {}
     for staged in pending:
         by_device.setdefault(os.fstat(staged.fd).st_dev, []).append(staged)
