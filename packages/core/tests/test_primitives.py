@@ -11,6 +11,7 @@ from persistkit.core import (
     UnsupportedOperationError,
     _capabilities,
     _primitives,
+    _syscalls,
     capabilities,
     exchange,
     fsync_dir,
@@ -185,3 +186,21 @@ def test_rename_can_leave_the_source_directory_unsynced(tmp_path: Path) -> None:
     assert [(c.name, c.path) for c in calls if c.name == "fsync_dir"] == [
         ("fsync_dir", str(tmp_path / "new"))
     ]
+
+
+@pytest.mark.skipif(
+    _syscalls._sys_renameat2 is None, reason="no renameat2 syscall number for this machine"
+)
+def test_raw_syscall_route_where_libc_lacks_renameat2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This libc has the wrapper, so it is hidden; the raw syscall(2) then runs for real."""
+    monkeypatch.setattr(_syscalls, "_renameat2", None)
+    (tmp_path / "a").write_bytes(b"A")
+    (tmp_path / "b").write_bytes(b"B")
+    exchange(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "a").read_bytes() == b"B"
+    with pytest.raises(TargetExistsError):
+        rename(tmp_path / "a", tmp_path / "b", overwrite=False)
+    rename(tmp_path / "a", tmp_path / "c", overwrite=False)
+    assert (tmp_path / "c").read_bytes() == b"B"
