@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -10,55 +9,34 @@ from pathlib import Path
 import pytest
 
 from persistkit.core import capabilities
-
-
-def _mount(fstype: str, options: str) -> tuple[Path | None, str]:
-    mountpoint = Path(tempfile.mkdtemp(prefix=f"iodict-{fstype}-"))
-    try:
-        result = subprocess.run(
-            ["mount", "-t", fstype, "-o", options, fstype, str(mountpoint)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:
-        return None, "no mount command on this machine"
-    if result.returncode != 0:
-        mountpoint.rmdir()
-        return None, f"cannot mount {fstype} here: {result.stderr.strip() or result.returncode}"
-    return mountpoint, ""
+from persistkit.core.testing import MountUnavailableError, mount_tmpfs
 
 
 @pytest.fixture(scope="session")
-def no_xattr_mount() -> Iterator[Path]:
+def no_xattr_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A real mount without user xattrs: ramfs refuses user.* attributes.
 
-    It stays mounted for the whole session: core caches capabilities per st_dev, and an
-    anonymous device number is reused as soon as a mount goes away.
+    Mounted for the whole session, and probed with refresh=True: an anonymous device number
+    is reused as soon as another mount goes away, so a cached answer may be another's.
     """
-    mountpoint, reason = _mount("ramfs", "mode=0777")
-    if mountpoint is None:
-        pytest.skip(reason)
     try:
-        if capabilities(mountpoint).user_xattrs:
-            pytest.skip("this kernel's ramfs accepts user xattrs")
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
-        os.rmdir(mountpoint)
+        with mount_tmpfs(tmp_path_factory.mktemp("ramfs"), fstype="ramfs") as mountpoint:
+            if capabilities(mountpoint, refresh=True).user_xattrs:
+                pytest.skip("this kernel's ramfs accepts user xattrs")
+            yield mountpoint
+    except MountUnavailableError as reason:
+        pytest.skip(str(reason))
 
 
 @pytest.fixture(scope="session")
-def small_tmpfs() -> Iterator[Path]:
-    """A real 1 MiB tmpfs, for a real full disk (kept for the session, see above)."""
-    mountpoint, reason = _mount("tmpfs", "size=1m,mode=0777")
-    if mountpoint is None:
-        pytest.skip(reason)
+def small_tmpfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real 1 MiB tmpfs, for a real full disk."""
     try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
-        os.rmdir(mountpoint)
+        with mount_tmpfs(tmp_path_factory.mktemp("tmpfs"), size="1m") as mountpoint:
+            capabilities(mountpoint, refresh=True)
+            yield mountpoint
+    except MountUnavailableError as reason:
+        pytest.skip(str(reason))
 
 
 @pytest.fixture(params=[None, False], ids=["xattr", "header"])

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from persistkit.core.testing import MountUnavailableError, mount_tmpfs
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -33,20 +34,8 @@ def read_json() -> Callable[[Path], Any]:
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A real 64 KiB tmpfs, for a real full disk."""
-    mountpoint = tmp_path / "tmpfs"
-    mountpoint.mkdir()
     try:
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0777", "tmpfs", str(mountpoint)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:
-        pytest.skip("no mount command on this machine, so no real full disk")
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or result.returncode})")
-    try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+        with mount_tmpfs(tmp_path / "tmpfs", size="64k") as mountpoint:
+            yield mountpoint
+    except MountUnavailableError as reason:
+        pytest.skip(str(reason))
