@@ -352,3 +352,27 @@ def test_writes_through_a_symlinked_directory(tmp_path: Path) -> None:
     write_text(tmp_path / "alias" / "f", "x")
     assert (tmp_path / "real" / "f").read_text() == "x"
     assert (tmp_path / "alias").is_symlink()
+
+
+def test_require_durable_turns_a_non_durable_write_into_an_error(tmp_path: Path) -> None:
+    from persistkit.core import NotDurableError
+
+    assert write_bytes(tmp_path / "a", b"x").require_durable().durable
+    with pytest.raises(NotDurableError) as caught:
+        write_bytes(tmp_path / "b", b"x", durability="atomic").require_durable()
+    assert caught.value.filename == str(tmp_path / "b")
+    assert (tmp_path / "b").read_bytes() == b"x", "the write itself happened, atomically"
+
+
+def test_a_refused_directory_fsync_is_reported_not_durable(tmp_path: Path) -> None:
+    """No mount here refuses directory fsync (some FUSE and network mounts do): EINVAL is
+    injected at the seam."""
+    from persistkit.core import NotDurableError
+
+    with inject_error(errno.EINVAL, call="fsync_dir") as failed:
+        result = write_bytes(tmp_path / "c", b"x")
+    assert failed
+    assert result.durable is False
+    assert (tmp_path / "c").read_bytes() == b"x"
+    with pytest.raises(NotDurableError):
+        result.require_durable()

@@ -106,9 +106,10 @@ def fsync_directory(path: str) -> bool:
         True when the directory was synced; False when the filesystem refused directory
         fsync, in which case renames in it are atomic but not known to be durable.
     """
-    checkpoint("fsync_dir", path)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        # Reported inside the try, so a fault injected here is handled like the real call's.
+        checkpoint("fsync_dir", path)
         os.fsync(fd)
     except OSError as error:
         if error.errno in _DIR_FSYNC_REFUSED:

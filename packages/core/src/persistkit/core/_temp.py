@@ -27,7 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from persistkit.core import _fs, _names, _primitives, _syscalls
-from persistkit.core.errors import SyncError, TargetExistsError, TargetIsDirectoryError
+from persistkit.core.errors import (
+    NotDurableError,
+    SyncError,
+    TargetExistsError,
+    TargetIsDirectoryError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,19 @@ class WriteResult:
 
     path: str
     durable: bool
+
+    def require_durable(self) -> WriteResult:
+        """Return this result, or raise `NotDurableError` if the write is not known durable.
+
+        For callers that treat "atomic but not durable" (``durability="atomic"``, or a
+        filesystem that refuses directory fsync) as an error:
+        ``write_bytes(path, data).require_durable()``.
+        """
+        if not self.durable:
+            raise NotDurableError(
+                errno.EIO, "written atomically, but not known to survive power loss", self.path
+            )
+        return self
 
 
 def resolve_target(path: str | os.PathLike[str], follow_symlinks: bool) -> str:

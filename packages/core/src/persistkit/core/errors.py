@@ -65,7 +65,11 @@ class SyncError(PersistkitOSError):
 
 
 class NotDurableError(PersistkitOSError):
-    """The filesystem refused a directory fsync and the caller required durability."""
+    """A write was atomic but is not known durable, and the caller required durability.
+
+    Raised by `WriteResult.require_durable`: after ``durability="atomic"``, or where the
+    filesystem refused to fsync a directory (some FUSE and network mounts).
+    """
 
 
 class UnsupportedOperationError(PersistkitOSError):
