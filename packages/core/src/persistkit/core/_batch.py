@@ -136,6 +136,7 @@ class Batch:
             follow_symlinks=follow_symlinks,
             xattrs=xattrs,
             anonymous=True,
+            check_first=False,
         )
 
     def _add(self, staged: StagedFile) -> None:

@@ -173,6 +173,7 @@ def stage(
     directory: str | None = None,
     xattrs: Mapping[str, bytes] | None = None,
     anonymous: bool = False,
+    check_first: bool = True,
 ) -> StagedFile:
     """Create the temp file for ``path`` (steps 1 and 2 of the protocol).
 
@@ -180,6 +181,10 @@ def stage(
     directory (``O_TMPFILE``) and published with one ``linkat``: one directory update instead
     of a create and a rename, and a crash leaves nothing behind (measured about 1.4x faster
     for new files on ext4). Callers that expose the temporary file's name keep it False.
+
+    A create-only write (``overwrite=False``) with ``check_first=False`` skips looking at
+    the target: the create-only publish refuses an existing name anyway, so one-shot writers,
+    which have no work of the caller's to save by failing early, spare the ``lstat``.
 
     One ``lstat`` of the target answers everything needed: whether it exists, its mode,
     whether it is a directory and whether it is a symlink. Only a symlink at the last
@@ -190,7 +195,10 @@ def stage(
         TargetIsDirectoryError: the target is an existing directory.
         TargetExistsError: ``overwrite`` is False and the target exists.
     """
-    target, existing = _inspect(path, overwrite=overwrite, follow_symlinks=follow_symlinks)
+    if overwrite or check_first:
+        target, existing = _inspect(path, overwrite=overwrite, follow_symlinks=follow_symlinks)
+    else:
+        target, existing = os.path.abspath(os.fspath(path)), None
     if anonymous and existing is None and directory is None and _syscalls.ANONYMOUS_FILES:
         staged = _stage_anonymous(target, overwrite, xattrs)
         if staged is not None:

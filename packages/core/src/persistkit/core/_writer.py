@@ -253,6 +253,7 @@ def write_bytes(
     durability: Durability = "durable",
     follow_symlinks: bool = True,
     xattrs: Mapping[str, bytes] | None = None,
+    temp_dir: str | os.PathLike[str] | None = None,
 ) -> WriteResult:
     r"""Replace the content of ``path`` with ``data`` in one atomic step.
 
@@ -267,6 +268,8 @@ def write_bytes(
         durability: ``"durable"`` or ``"atomic"``.
         follow_symlinks: write through a symlink (True) or replace the link itself.
         xattrs: extended attributes that appear together with the content.
+        temp_dir: stage the file in this folder (on the same filesystem) instead of beside
+            the target, as maildir stages in ``tmp/``; both folders are fsynced when durable.
 
     Returns:
         What the write achieved.
@@ -275,6 +278,7 @@ def write_bytes(
         TargetExistsError: ``overwrite`` is False and the file exists.
         TargetIsDirectoryError: ``path`` is a directory.
         SyncError: the fsync failed; nothing was published.
+        CrossDeviceError: ``temp_dir`` is on another filesystem.
 
     Example:
         >>> write_bytes("blob.bin", b"\x00\x01").durable  # doctest: +SKIP
@@ -282,7 +286,13 @@ def write_bytes(
     """
     fsync = check_durability(durability)
     staged = stage(
-        path, overwrite=overwrite, follow_symlinks=follow_symlinks, xattrs=xattrs, anonymous=True
+        path,
+        overwrite=overwrite,
+        follow_symlinks=follow_symlinks,
+        xattrs=xattrs,
+        directory=None if temp_dir is None else os.fspath(temp_dir),
+        anonymous=temp_dir is None,
+        check_first=False,
     )
     try:
         _fs.write_all(staged.fd, data, staged.label)

