@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from persistkit import store
+
+
+def persistkit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "persistkit.core", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_prints_the_value_as_json(tmp_path: Path) -> None:
+    with store.open(tmp_path / "s.json", default={}) as state:
+        state.value["runs"] = [1, 2]
+    result = persistkit("store", str(tmp_path / "s.json"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"runs": [1, 2]}
+
+
+def test_a_corrupt_store_is_reported_and_left_as_it_is(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text("{broken")
+    result = persistkit("store", str(tmp_path / "s.json"))
+    assert result.returncode == 1
+    assert "cannot decode" in result.stderr
+    assert (tmp_path / "s.json").read_text() == "{broken"
