@@ -17,7 +17,7 @@ import nox
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "tests", "integration", "build"]
+nox.options.sessions = ["lint", "typecheck", "tests", "bson", "integration", "build"]
 
 ROOT = Path(__file__).resolve().parent
 PYTHONS = ["3.11", "3.12", "3.13"]
@@ -52,6 +52,23 @@ def tests(session: nox.Session, package: str) -> None:
     """Run one package's tests with only that package (and what it declares) installed."""
     uv_sync(session, "--package", f"persistkit-{package}", "--group", "test")
     session.run("python", "-m", "pytest", f"packages/{package}/tests", "-q", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+@nox.parametrize("provider", ["pymongo", "bson"])
+def bson(session: nox.Session, provider: str) -> None:
+    """Run the BSON tests with pymongo's ``bson`` and with the standalone ``bson`` package.
+
+    Both install the top-level module ``bson``, so one environment can hold only one.
+    """
+    uv_sync(session, "--package", "persistkit-store", "--group", "test")
+    if provider == "bson":
+        venv = f"--python={session.virtualenv.location}"
+        session.run("uv", "pip", "uninstall", "-q", venv, "pymongo", external=True)
+        session.run("uv", "pip", "install", "-q", venv, "bson==0.5.10", external=True)
+    session.run(
+        "python", "-m", "pytest", "packages/core/tests", "packages/store/tests", "-q", "-k", "bson"
+    )
 
 
 @nox.session(python=PYTHONS[0])
