@@ -15,8 +15,12 @@ import pytest
 
 from persistkit.tracker import POD
 
+# A program started from a non-interactive shell's background job inherits SIGINT ignored,
+# and persistkit rightly leaves ignored signals ignored; the programs here start as a
+# foreground Python program does, with Python's own SIGINT handler.
 PRELUDE = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from persistkit import tracker as tastypy
 """
 
