@@ -204,3 +204,43 @@ def test_raw_syscall_route_where_libc_lacks_renameat2(
         rename(tmp_path / "a", tmp_path / "b", overwrite=False)
     rename(tmp_path / "a", tmp_path / "c", overwrite=False)
     assert (tmp_path / "c").read_bytes() == b"B"
+
+
+def test_make_dirs_syncs_every_parent_that_gained_a_name(tmp_path: Path) -> None:
+    from persistkit.core import make_dirs
+
+    target = tmp_path / "a" / "b" / "c"
+    calls = record_calls(lambda: make_dirs(target))
+    assert [(c.name, c.path) for c in calls] == [
+        ("mkdir", str(tmp_path / "a")),
+        ("mkdir", str(tmp_path / "a" / "b")),
+        ("mkdir", str(target)),
+        ("fsync_dir", str(tmp_path)),
+        ("fsync_dir", str(tmp_path / "a")),
+        ("fsync_dir", str(tmp_path / "a" / "b")),
+    ]
+    assert target.is_dir()
+    assert make_dirs(target) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError):
+        make_dirs(tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_make_dirs_after_a_crash_at_any_call_can_be_finished(tmp_path: Path) -> None:
+    import shutil
+
+    from persistkit.core import make_dirs
+    from persistkit.core.testing import crash_at_every_call
+
+    target = tmp_path / "x" / "y"
+
+    def check(point: object) -> None:
+        make_dirs(target)  # whatever a crash left, running it again finishes the job
+        assert target.is_dir()
+
+    crash_at_every_call(
+        lambda: make_dirs(target),
+        setup=lambda: shutil.rmtree(tmp_path / "x", ignore_errors=True),
+        check=check,
+    )

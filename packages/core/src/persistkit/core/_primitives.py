@@ -217,6 +217,47 @@ def exchange(
     return sync_parents(a_s, b_s) if fsync else False
 
 
+def make_dirs(path: str | os.PathLike[str], *, durability: Durability = "durable") -> list[str]:
+    """Create a folder and its missing parents; with ``"durable"`` the new names survive power loss.
+
+    A new folder's name lives in its parent, so each parent that gained one is fsynced (the
+    parent of the outermost new folder included). Folders that exist are left alone, and a
+    folder another process creates at the same moment is not an error.
+
+    Args:
+        path: the folder.
+        durability: ``"durable"`` or ``"atomic"`` (no fsync).
+
+    Returns:
+        The folders this call created, outermost first (empty when ``path`` existed).
+
+    Raises:
+        FileExistsError: ``path`` or one of its parents exists and is not a folder.
+    """
+    fsync = check_durability(durability)
+    missing: list[str] = []
+    current = os.path.abspath(os.fspath(path))
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    created: list[str] = []
+    for folder in reversed(missing):
+        try:
+            _fs.mkdir(folder)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+            continue
+        created.append(folder)
+    if fsync:
+        for folder in created:
+            _fs.fsync_directory(parent_of(folder))
+    return created
+
+
 def fsync_file(path: str | os.PathLike[str]) -> None:
     """Make the content of an existing file durable (``F_FULLFSYNC`` on macOS).
 

@@ -6,7 +6,7 @@ import os
 from types import TracebackType
 from typing import Any, Protocol
 
-from persistkit.core import FileLock, InvalidArgumentError, fsync_dir
+from persistkit.core import FileLock, InvalidArgumentError, make_dirs
 from persistkit.iodict.errors import StorePathError
 
 
@@ -27,21 +27,12 @@ def open_directory(path: str | os.PathLike[str]) -> str:
     directory = os.path.abspath(os.path.expanduser(os.fspath(path)))
     if os.path.lexists(directory) and not os.path.isdir(directory):
         raise StorePathError(20, "the store path exists and is not a directory", directory)
-    if not os.path.isdir(directory):
-        missing = []
-        parent = directory
-        while not os.path.isdir(parent):
-            missing.append(parent)
-            parent = os.path.dirname(parent)
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except FileExistsError:
-            raise StorePathError(
-                20, "the store path exists and is not a directory", directory
-            ) from None
-        # A new directory's name lives in its parent: fsync each parent that gained one.
-        for created in reversed(missing):
-            fsync_dir(os.path.dirname(created))
+    try:
+        make_dirs(directory)
+    except FileExistsError:
+        raise StorePathError(
+            20, "the store path exists and is not a directory", directory
+        ) from None
     return directory
 
 

@@ -8,7 +8,7 @@ import shutil
 import stat
 from typing import IO, Any
 
-from persistkit.core import Durability, atomic_write, fsync_dir, fsync_file, remove, rename
+from persistkit.core import Durability, atomic_write, fsync_file, make_dirs, remove, rename
 from persistkit.core.errors import InvalidArgumentError, TargetExistsError
 from persistkit.spool._store_names import check_area, check_name, name_in_area
 
@@ -16,22 +16,9 @@ _WRITE_MODES = frozenset("wxa")
 
 
 def make_area_dirs(path: str, areas: tuple[str, ...], *, durable: bool) -> None:
-    """Create ``path`` and its area folders where missing; fsync what was created."""
-    created_root = not os.path.isdir(path)
-    if created_root:
-        os.makedirs(path, exist_ok=True)
-    created_area = False
+    """Create ``path`` and its area folders where missing; durably when asked."""
     for area in areas:
-        try:
-            os.mkdir(os.path.join(path, area))
-        except FileExistsError:
-            continue
-        created_area = True
-    if durable:
-        if created_root:
-            fsync_dir(os.path.dirname(os.path.abspath(path)))
-        if created_area:
-            fsync_dir(path)
+        make_dirs(os.path.join(path, area), durability="durable" if durable else "atomic")
 
 
 def listing(area_dir: str, shown_as: str) -> list[str]:

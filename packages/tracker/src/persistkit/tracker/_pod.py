@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar
 
-from persistkit.core import Durability, fsync_dir
+from persistkit.core import Durability, make_dirs
 from persistkit.core.errors import InvalidArgumentError
 from persistkit.tracker import _exit_hooks
 from persistkit.tracker._exit_hooks import GUARD
@@ -766,15 +766,7 @@ def _prepare_folder(path: str | os.PathLike[str]) -> str:
         return folder
     if os.path.exists(folder):
         raise NotADirectoryError(errno.ENOTDIR, "a POD's path must be a folder", folder)
-    missing = []
-    current = folder
-    while not os.path.exists(current):
-        missing.append(current)
-        current = os.path.dirname(current)
-    os.makedirs(folder, exist_ok=True)
-    # New folders survive power loss only once their parents are fsynced.
-    for created in reversed(missing):
-        fsync_dir(os.path.dirname(created))
+    make_dirs(folder)
     return folder
 
 
