@@ -14,7 +14,7 @@ Example:
 from persistkit.core import _platform  # noqa: F401 - refuses unsupported platforms on import
 from persistkit.core._batch import Batch
 from persistkit.core._capabilities import Capabilities, capabilities
-from persistkit.core._durability import Durability
+from persistkit.core._durability import Durability, check_durability
 from persistkit.core._folder import FileMode, atomic_file, atomic_folder
 from persistkit.core._formats import Codec, resolve_format
 from persistkit.core._lock import FileLock
@@ -81,6 +81,7 @@ __all__ = [
     "atomic_folder",
     "atomic_write",
     "capabilities",
+    "check_durability",
     "exchange",
     "fsync_dir",
     "fsync_file",

@@ -14,7 +14,14 @@ _LEVELS = frozenset(get_args(Durability))
 
 
 def check_durability(durability: str) -> bool:
-    """Validate ``durability`` and tell whether it asks for fsyncs."""
+    """Validate ``durability`` and tell whether it asks for fsyncs.
+
+    Every writing call does this itself; a constructor that only stores the level calls it
+    to fail before anything on disk is touched.
+
+    Raises:
+        InvalidArgumentError: not ``"durable"`` or ``"atomic"``.
+    """
     if durability not in _LEVELS:
         raise InvalidArgumentError(
             f"durability must be one of {sorted(_LEVELS)}, not {durability!r}"

@@ -13,8 +13,8 @@ from persistkit.core import (
     Batch,
     Codec,
     CorruptFileError,
-    InvalidArgumentError,
     capabilities,
+    check_durability,
     fsync_dir,
     remove,
     resolve_format,
@@ -41,12 +41,6 @@ _XATTR_RESERVE = 256
 def _encoder(key: Key) -> str:
     """Return the file name an item of ``key`` has (iodict 0.0.8's ``_encoder``)."""
     return file_name(canonical_bytes(key))
-
-
-def _durability(value: str) -> str:
-    if value not in ("durable", "atomic"):
-        raise InvalidArgumentError(f"durability must be 'durable' or 'atomic', not {value!r}")
-    return value
 
 
 class IODict(MutableMapping[Key, Any]):
@@ -114,7 +108,8 @@ class IODict(MutableMapping[Key, Any]):
         durability: str = "durable",
         use_xattrs: bool | None = None,
     ) -> None:
-        self._durability: Any = _durability(durability)
+        check_durability(durability)
+        self._durability: Any = durability
         directory = open_directory(path)
         self._db_path = directory
         self._encoder = _encoder

@@ -13,6 +13,7 @@ from persistkit.core import (
     Batch,
     CorruptFileError,
     InvalidArgumentError,
+    check_durability,
     fsync_dir,
     remove,
     rename,
@@ -93,10 +94,7 @@ class DurableQueue:
         durability: str = "durable",
     ) -> None:
         del semaphore
-        if durability not in ("durable", "atomic"):
-            raise InvalidArgumentError(
-                f"durability must be 'durable' or 'atomic', not {durability!r}"
-            )
+        check_durability(durability)
         if maxsize < 0:
             raise InvalidArgumentError("maxsize must be 0 (unbounded) or positive")
         self._durability: Any = durability

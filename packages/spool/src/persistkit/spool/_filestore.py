@@ -8,7 +8,15 @@ import shutil
 import stat
 from typing import IO, Any
 
-from persistkit.core import Durability, atomic_write, fsync_file, make_dirs, remove, rename
+from persistkit.core import (
+    Durability,
+    atomic_write,
+    check_durability,
+    fsync_file,
+    make_dirs,
+    remove,
+    rename,
+)
 from persistkit.core.errors import InvalidArgumentError, TargetExistsError
 from persistkit.spool._store_names import check_area, check_name, name_in_area
 
@@ -71,10 +79,7 @@ class FileStore:
     sub_dirs: tuple[str, ...] = ("tmp", "new", "cur")
 
     def __init__(self, path: str | os.PathLike[str], *, durability: Durability = "durable"):
-        if durability not in ("durable", "atomic"):
-            raise InvalidArgumentError(
-                f"durability must be 'durable' or 'atomic', not {durability!r}"
-            )
+        check_durability(durability)
         self.path = os.fspath(path)
         self.durability: Durability = durability
 

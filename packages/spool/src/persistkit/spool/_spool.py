@@ -18,6 +18,7 @@ from persistkit.core import (
     Batch,
     Durability,
     atomic_write,
+    check_durability,
     fsync_dir,
     remove,
     rename,
@@ -150,10 +151,7 @@ class Spool:
             raise InvalidArgumentError(f"lease must be a number of seconds >= 0, not {lease!r}")
         if not isinstance(max_tries, int) or max_tries < 1:
             raise InvalidArgumentError(f"max_tries must be an int >= 1, not {max_tries!r}")
-        if durability not in ("durable", "atomic"):
-            raise InvalidArgumentError(
-                f"durability must be 'durable' or 'atomic', not {durability!r}"
-            )
+        check_durability(durability)
         if watch not in ("auto", "inotify", "poll"):
             raise InvalidArgumentError(f"watch must be 'auto', 'inotify' or 'poll', not {watch!r}")
         self.path = os.fspath(path)

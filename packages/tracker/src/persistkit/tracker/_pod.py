@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar
 
-from persistkit.core import Durability, make_dirs
+from persistkit.core import Durability, check_durability, make_dirs
 from persistkit.core.errors import InvalidArgumentError
 from persistkit.tracker import _exit_hooks
 from persistkit.tracker._exit_hooks import GUARD
@@ -418,8 +418,7 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
             raise InvalidArgumentError(f"file_size must be a positive int, not {file_size!r}")
         if not isinstance(sync_at, int) or isinstance(sync_at, bool) or sync_at < 0:
             raise InvalidArgumentError(f"sync_at must be an int >= 0, not {sync_at!r}")
-        if durability not in ("durable", "atomic"):
-            raise InvalidArgumentError(f"durability must be 'durable' or 'atomic': {durability!r}")
+        check_durability(durability)
         folder = _prepare_folder(path)
         self.sync_at = sync_at
         self._hold = False
