@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from persistkit.core.testing import MountUnavailableError, mount_tmpfs
+from persistkit.core.pytest_plugin import MountTmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,10 +24,6 @@ def demo() -> ModuleType:
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
+def tmpfs(mounted_tmpfs: MountTmpfs) -> Path:
     """A real 4 MiB tmpfs, which the test may shrink to make the disk full."""
-    try:
-        with mount_tmpfs(tmp_path / "tmpfs", size="4m") as mountpoint:
-            yield mountpoint
-    except MountUnavailableError as reason:
-        pytest.skip(str(reason))
+    return mounted_tmpfs("4m")

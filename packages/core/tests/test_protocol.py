@@ -10,10 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from persistkit.core import atomic_write, write_bytes
-from persistkit.core.testing import record_calls
+from persistkit.core.testing import facility_unavailable, record_calls
 
 
 def test_durable_write_order_at_the_filesystem_seam(tmp_path: Path) -> None:
@@ -55,9 +53,10 @@ STRACED = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
 def test_kernel_sees_fsync_before_rename_and_directory_fsync_after(tmp_path: Path) -> None:
     """The real system calls, as the kernel saw them (strace), not just our own bookkeeping."""
+    if shutil.which("strace") is None:
+        facility_unavailable("strace is not installed")
     target = tmp_path / "state"
     target.write_bytes(b"old")
     trace = tmp_path.parent / f"{tmp_path.name}.strace"
@@ -79,7 +78,7 @@ def test_kernel_sees_fsync_before_rename_and_directory_fsync_after(tmp_path: Pat
         check=False,
     )
     if result.returncode != 0 and "ptrace" in result.stderr:
-        pytest.skip(f"strace cannot trace here: {result.stderr.strip()}")
+        facility_unavailable(f"strace cannot trace here: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr
     lines = trace.read_text().splitlines()
     temp_open = next(

@@ -19,7 +19,7 @@ from persistkit.core import (
     write_bytes,
     write_text,
 )
-from persistkit.core.testing import inject_error
+from persistkit.core.testing import facility_unavailable, inject_error
 
 
 def mode_of(path: Path) -> int:
@@ -284,7 +284,7 @@ def test_xattrs_appear_with_the_content(tmp_path: Path) -> None:
     from persistkit.core import capabilities
 
     if not capabilities(tmp_path).user_xattrs:
-        pytest.skip("this filesystem has no user xattrs")
+        facility_unavailable("this filesystem has no user xattrs")
     target = tmp_path / "tagged"
     write_bytes(target, b"x", xattrs={"user.key": b"k1"})
     assert os.getxattr(target, "user.key") == b"k1"

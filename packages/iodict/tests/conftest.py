@@ -3,40 +3,28 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from persistkit.core import capabilities
-from persistkit.core.testing import MountUnavailableError, mount_tmpfs
+from persistkit.core.pytest_plugin import MountTmpfs
+from persistkit.core.testing import facility_unavailable
 
 
-@pytest.fixture(scope="session")
-def no_xattr_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A real mount without user xattrs: ramfs refuses user.* attributes.
-
-    Mounted for the whole session, and probed with refresh=True: an anonymous device number
-    is reused as soon as another mount goes away, so a cached answer may be another's.
-    """
-    try:
-        with mount_tmpfs(tmp_path_factory.mktemp("ramfs"), fstype="ramfs") as mountpoint:
-            if capabilities(mountpoint, refresh=True).user_xattrs:
-                pytest.skip("this kernel's ramfs accepts user xattrs")
-            yield mountpoint
-    except MountUnavailableError as reason:
-        pytest.skip(str(reason))
+@pytest.fixture
+def no_xattr_mount(mounted_tmpfs: MountTmpfs) -> Path:
+    """A real mount without user xattrs: ramfs refuses user.* attributes."""
+    mountpoint = mounted_tmpfs(fstype="ramfs")
+    if capabilities(mountpoint).user_xattrs:
+        facility_unavailable("this kernel's ramfs accepts user xattrs")
+    return mountpoint
 
 
-@pytest.fixture(scope="session")
-def small_tmpfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+@pytest.fixture
+def small_tmpfs(mounted_tmpfs: MountTmpfs) -> Path:
     """A real 1 MiB tmpfs, for a real full disk."""
-    try:
-        with mount_tmpfs(tmp_path_factory.mktemp("tmpfs"), size="1m") as mountpoint:
-            capabilities(mountpoint, refresh=True)
-            yield mountpoint
-    except MountUnavailableError as reason:
-        pytest.skip(str(reason))
+    return mounted_tmpfs("1m")
 
 
 @pytest.fixture(params=[None, False], ids=["xattr", "header"])

@@ -53,18 +53,9 @@ def test_corrupt_manifest_is_an_integrity_error(tmp_path):
     assert (tmp_path / "p" / "0.json").read_text() == '"a"\t1\n'
 
 
-def test_full_disk_keeps_the_old_state_and_the_pending_changes(tmp_path):
+def test_full_disk_keeps_the_old_state_and_the_pending_changes(mounted_tmpfs):
     # A real ENOSPC from a 1 MiB tmpfs, not an injected one.
-    mount = tmp_path / "small"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    mount = mounted_tmpfs("1m")
     try:
         pod = POD(mount / "p", file_size=1, durability="atomic")
         pod["first"] = "x" * 300_000

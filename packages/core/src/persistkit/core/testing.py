@@ -15,6 +15,12 @@ hook that seam:
 - `record_calls` lists the calls an operation makes, in order, to check the protocol.
 - `mount_tmpfs` mounts a small real filesystem (root only), for a real full disk, a real
   second filesystem (EXDEV) or a real read-only remount.
+- `facility_unavailable` skips a test that needs something this machine lacks (root, FUSE,
+  a server), or fails it where ``PERSISTKIT_REQUIRE_FACILITIES=1`` says the facility must be
+  there (CI sets it, so a broken install cannot pass as a skip).
+- `leftovers` and `snapshot_tree` tell what a crash left behind and whether a read changed
+  anything. The pytest plugin `persistkit.core.pytest_plugin` (registered automatically when
+  pytest runs) wraps these in fixtures.
 
 The hook is process-wide and not thread-aware: use these helpers from one thread.
 
@@ -31,25 +37,38 @@ import contextlib
 import itertools
 import os
 import pickle
+import stat
 import subprocess
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
-from persistkit.core import _fs
+from persistkit.core import _fs, _names
 
 __all__ = [
+    "REQUIRE_FACILITIES_ENV",
+    "TEMP_SUFFIX",
     "ChildError",
     "CrashPoint",
     "FsCall",
     "MountUnavailableError",
     "crash_at",
     "crash_at_every_call",
+    "facility_unavailable",
     "inject_error",
+    "leftovers",
     "mount_tmpfs",
     "record_calls",
+    "snapshot_tree",
 ]
+
+TEMP_SUFFIX = _names.TEMP_SUFFIX
+"""The suffix of every persistkit temporary file or folder name."""
+
+REQUIRE_FACILITIES_ENV = "PERSISTKIT_REQUIRE_FACILITIES"
+"""Set to ``1`` to turn a missing facility into a test failure instead of a skip."""
 
 _CRASH_STATUS = 86
 
@@ -292,3 +311,92 @@ def mount_tmpfs(
         yield mountpoint
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
+
+
+def facility_unavailable(reason: str) -> NoReturn:
+    """End the running pytest test because something it needs is missing here.
+
+    On a developer's machine the test is skipped with ``reason``. Where the environment
+    variable ``PERSISTKIT_REQUIRE_FACILITIES`` is ``1`` (CI sets it) the test fails instead,
+    so a machine that should have the facility cannot pass by skipping.
+
+    Args:
+        reason: what is missing, in words a reader of the test report understands.
+
+    Raises:
+        pytest.skip.Exception: the facility is optional here.
+        pytest.fail.Exception: the facility is required here.
+    """
+    import pytest  # noqa: PLC0415 - only tests call this; users of testing need no pytest
+
+    if os.environ.get(REQUIRE_FACILITIES_ENV) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_FACILITIES_ENV}=1 requires it)", pytrace=False)
+    pytest.skip(reason)
+
+
+def leftovers(directory: str | os.PathLike[str], *, recursive: bool = False) -> list[str]:
+    """List the persistkit temporary files and folders in ``directory``, sorted.
+
+    A reader must never see one; after a crash, `persistkit.core.sweep` removes them.
+
+    Args:
+        directory: where to look.
+        recursive: look in every subdirectory too (names are then relative paths).
+    """
+    root = Path(directory)
+    if not recursive:
+        return sorted(name for name in os.listdir(root) if _names.is_temp_name(name))
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            if _names.is_temp_name(name):
+                found.append(os.path.relpath(os.path.join(folder, name), root))
+    return sorted(found)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    kind: str
+    mode: int
+    size: int
+    mtime_ns: int
+    content: bytes | None
+    xattrs: tuple[tuple[str, bytes], ...]
+
+
+def snapshot_tree(path: str | os.PathLike[str]) -> dict[str, object]:
+    """Describe every entry under ``path``: kind, mode, size, mtime, content and xattrs.
+
+    Two snapshots compare equal exactly when nothing under ``path`` was created, removed,
+    renamed, written, touched or re-attributed in between: the check that reading or
+    inspecting a store changed nothing. Symlinks are described, not followed.
+    """
+    root = Path(path)
+    tree: dict[str, object] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in sorted((*dirs, *files)):
+            full = os.path.join(folder, name)
+            tree[os.path.relpath(full, root)] = _describe(full)
+    tree["."] = _describe(os.fspath(root))
+    return tree
+
+
+def _describe(path: str) -> _Entry:
+    info = os.lstat(path)
+    content: bytes | None = None
+    if stat.S_ISREG(info.st_mode):
+        kind = "file"
+        content = Path(path).read_bytes()
+    elif stat.S_ISDIR(info.st_mode):
+        kind = "dir"
+    elif stat.S_ISLNK(info.st_mode):
+        kind = "link"
+        content = os.fsencode(os.readlink(path))
+    else:
+        kind = "other"
+    xattrs: list[tuple[str, bytes]] = []
+    if hasattr(os, "listxattr") and kind in ("file", "dir"):
+        with contextlib.suppress(OSError):
+            for name in sorted(os.listxattr(path, follow_symlinks=False)):
+                xattrs.append((name, os.getxattr(path, name, follow_symlinks=False)))
+    return _Entry(kind, info.st_mode, info.st_size, info.st_mtime_ns, content, tuple(xattrs))
