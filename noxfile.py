@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -135,6 +136,26 @@ def bench(session: nox.Session) -> None:
         )
         env = {"PERSISTKIT_PYTHON2": python2, "PERSISTKIT_PYTHON2_PATH": str(site)}
     session.run("python", "bench/run.py", *session.posargs, env=env)
+
+
+@nox.session(python=False, default=False)
+def bump(session: nox.Session) -> None:
+    """Move every distribution and every sibling pin to a new version: ``nox -s bump -- 0.2.0``.
+
+    The pyproject files are the one source of each version (``__version__`` is read from the
+    installed metadata); this rewrites all of them at once and relocks.
+    """
+    if len(session.posargs) != 1 or not re.fullmatch(r"\d+\.\d+\.\d+\S*", session.posargs[0]):
+        session.error("usage: nox -s bump -- NEW_VERSION (e.g. 0.2.0)")
+    new = session.posargs[0]
+    for package in PACKAGES:
+        path = ROOT / "packages" / package / "pyproject.toml"
+        text = path.read_text(encoding="utf-8")
+        text = re.sub(r'^version = "[^"]+"$', f'version = "{new}"', text, count=1, flags=re.M)
+        text = re.sub(r'"(persistkit-[a-z]+)==[^"]+"', rf'"\1=={new}"', text)
+        path.write_text(text, encoding="utf-8")
+    session.run("uv", "lock", "-q", external=True)
+    session.log(f"every distribution is now {new}; add its section to CHANGELOG.md")
 
 
 @nox.session(python=PYTHONS[0], default=False)

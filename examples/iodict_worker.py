@@ -9,7 +9,9 @@ redone, and no job is done twice.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from persistkit.iodict import DurableQueue, IODict
@@ -36,4 +38,8 @@ def main(root: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/tmp/iodict-demo")
+    main(
+        sys.argv[1]
+        if len(sys.argv) > 1
+        else os.path.join(tempfile.gettempdir(), "persistkit-examples", "iodict-demo")
+    )

@@ -1,6 +1,7 @@
 """Remember every start of this program in runs.json (atomic_store's first README example).
 
-Run it a few times: each run prints the earlier start times and adds its own. Interrupt it
+Run it a few times: each run prints the earlier start times and adds its own (by default in
+$TMPDIR/persistkit-examples/runs.json). Interrupt it
 or make it fail inside the ``with`` block and runs.json keeps its previous content.
 
     python examples/store_runs.py [runs.json]
@@ -8,7 +9,9 @@ or make it fail inside the ``with`` block and runs.json keeps its previous conte
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 
 from persistkit import store as atomic_store
@@ -22,4 +25,8 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "runs.json")
+    main(
+        sys.argv[1]
+        if len(sys.argv) > 1
+        else os.path.join(tempfile.gettempdir(), "persistkit-examples", "runs.json")
+    )

@@ -1,6 +1,6 @@
 """A resumable job: kill it at any moment (Ctrl-C, kill -9) and run it again.
 
-    python examples/tracker_resumable_job.py [folder]
+    python examples/tracker_resumable_job.py [folder]   (default: $TMPDIR/persistkit-examples/)
 
 It squares 2000 numbers, slowly, keeping each result with its task. Every finished task is
 synced at once (sync_at=1), so even SIGKILL loses at most the task in progress, and that task
@@ -9,7 +9,9 @@ is tried at most max_tries times in all.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 
 from persistkit.tracker import Tracker
@@ -32,4 +34,8 @@ def main(folder: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "squares.tracker")
+    main(
+        sys.argv[1]
+        if len(sys.argv) > 1
+        else os.path.join(tempfile.gettempdir(), "persistkit-examples", "squares.tracker")
+    )

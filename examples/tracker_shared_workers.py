@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import tempfile
 
 from persistkit.tracker import SharedPOD, SharedTracker
 
@@ -44,6 +45,8 @@ def main(folder: str, method: str) -> None:
 
 if __name__ == "__main__":
     main(
-        sys.argv[1] if len(sys.argv) > 1 else "shared-example",
+        sys.argv[1]
+        if len(sys.argv) > 1
+        else os.path.join(tempfile.gettempdir(), "persistkit-examples", "shared-example"),
         sys.argv[2] if len(sys.argv) > 2 else "spawn",
     )

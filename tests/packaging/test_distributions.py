@@ -106,3 +106,16 @@ def test_one_wheel_installs_alone_with_just_core(tmp_path: Path) -> None:
         check=False,
     )
     assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_wheel_and_sdist_ship_the_license_and_links(name: str) -> None:
+    with zipfile.ZipFile(wheel(name)) as archive:
+        files = archive.namelist()
+        metadata = archive.read(next(f for f in files if f.endswith(".dist-info/METADATA")))
+    assert any(f.endswith(".dist-info/licenses/LICENSE") for f in files), files
+    assert b"Project-URL: Source" in metadata
+    found = sorted(DIST.glob(f"persistkit_{name}-*.tar.gz"))
+    if found:
+        with tarfile.open(found[-1]) as archive:
+            assert any(n.endswith("/LICENSE") for n in archive.getnames())

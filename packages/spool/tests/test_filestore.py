@@ -232,4 +232,6 @@ def test_public_names_are_exported():
 
     assert len(set(spool.__all__)) == len(spool.__all__)
     assert all(hasattr(spool, name) for name in spool.__all__)
-    assert spool.__version__ == "0.1.0"
+    from importlib import metadata
+
+    assert spool.__version__ == metadata.version("persistkit-spool")

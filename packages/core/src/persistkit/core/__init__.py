@@ -11,6 +11,8 @@ Example:
     ...     f.write("{}")
 """
 
+from importlib import metadata as _metadata
+
 from persistkit.core import _platform  # noqa: F401 - refuses unsupported platforms on import
 from persistkit.core._batch import Batch
 from persistkit.core._capabilities import Capabilities, capabilities
@@ -50,7 +52,7 @@ from persistkit.core.errors import (
     UnsupportedPlatformError,
 )
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("persistkit-core")
 
 __all__ = [
     "AtomicWriter",

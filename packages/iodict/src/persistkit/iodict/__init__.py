@@ -11,6 +11,8 @@ Example:
     >>> data["key"] = "value"  # doctest: +SKIP
 """
 
+from importlib import metadata as _metadata
+
 from persistkit.iodict._flush import FlushQueue
 from persistkit.iodict._iodict import IODict
 from persistkit.iodict._keys import Key
@@ -23,7 +25,7 @@ from persistkit.iodict.errors import (
     UnsupportedKeyError,
 )
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("persistkit-iodict")
 
 __all__ = [
     "DurableQueue",

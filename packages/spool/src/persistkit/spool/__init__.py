@@ -15,6 +15,8 @@ Example:
     >>> spool.done(message)  # doctest: +SKIP
 """
 
+from importlib import metadata as _metadata
+
 from persistkit.spool._filestore import FileStore
 from persistkit.spool._spool import MAILDIR_TMP_MAX_AGE, Message, Spool
 from persistkit.spool.errors import (
@@ -25,7 +27,7 @@ from persistkit.spool.errors import (
     TargetExistsError,
 )
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("persistkit-spool")
 
 __all__ = [
     "MAILDIR_TMP_MAX_AGE",

@@ -12,6 +12,8 @@ Example:
     ...     runs.value.append("2024-05-01 12:00")
 """
 
+from importlib import metadata as _metadata
+
 from persistkit.store._format_bases import AbstractFormatBstr, AbstractFormatFile, WrapBinaryFormat
 from persistkit.store._store import AtomicStore, open
 from persistkit.store.errors import (
@@ -22,7 +24,7 @@ from persistkit.store.errors import (
     TransactionError,
 )
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("persistkit-store")
 
 __all__ = [
     "AbstractFormatBstr",

@@ -19,6 +19,8 @@ Example:
     >>> tracker.add_if_absent("https://example.org/")  # doctest: +SKIP
 """
 
+from importlib import metadata as _metadata
+
 from persistkit.tracker._exit_hooks import sync_all
 from persistkit.tracker._pod import (
     DEFAULT_FILE_SIZE,
@@ -46,7 +48,7 @@ from persistkit.tracker.errors import (
     TrackerError,
 )
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("persistkit-tracker")
 
 __all__ = [
     "DEFAULT_FILE_SIZE",
