@@ -151,3 +151,30 @@ def test_a_pickle_header_claiming_gigabytes_is_corruption(tmp_path: Path) -> Non
     path.write_bytes(b"\x80\x04\x95 truncated")  # FRAME opcode with an absurd length
     with pytest.raises(CorruptFileError):
         read_value(path, "pickle")
+
+
+class Renamed:
+    """Stands for a user's class that a later version of their program moved away."""
+
+
+def test_a_pickled_class_that_is_gone_is_unloadable_not_corrupt(tmp_path: Path) -> None:
+    import pickle
+    import sys
+
+    from persistkit.core import CorruptFileError, UnloadableValueError
+
+    path = tmp_path / "v.pickle"
+    write_value(path, Renamed(), "pickle")
+    # As if the class's module were renamed: the intact file names a module that is gone
+    # (a name of the same length, so every length field in the pickle stays right).
+    gone = "z" * len(Renamed.__module__)
+    path.write_bytes(path.read_bytes().replace(Renamed.__module__.encode(), gone.encode()))
+    assert gone not in sys.modules
+    with pytest.raises(UnloadableValueError) as caught:
+        read_value(path, "pickle")
+    assert not isinstance(caught.value, CorruptFileError)
+    assert isinstance(caught.value, ValueError)
+    assert caught.value.path == str(path) and gone in str(caught.value)
+    assert pickle.loads(pickle.dumps(caught.value)).path == str(path)
+    with pytest.raises(CorruptFileError):
+        resolve_format("pickle").decode(b"\x80\x05garbage", str(path))

@@ -48,6 +48,7 @@ from persistkit.core.errors import (
     SyncError,
     TargetExistsError,
     TargetIsDirectoryError,
+    UnloadableValueError,
     UnsupportedOperationError,
     UnsupportedPlatformError,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "SyncError",
     "TargetExistsError",
     "TargetIsDirectoryError",
+    "UnloadableValueError",
     "UnsupportedOperationError",
     "UnsupportedPlatformError",
     "WriteResult",

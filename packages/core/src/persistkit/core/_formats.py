@@ -16,9 +16,15 @@ import pickle
 from collections.abc import Mapping
 from typing import IO, Any
 
-from persistkit.core.errors import FormatError, SerializationError
+from persistkit.core.errors import (
+    CorruptFileError,
+    FormatError,
+    SerializationError,
+    UnloadableValueError,
+)
 
 _NAMED = ("json", "pickle", "bson")
+_SMALL_INPUT = 64 << 20
 
 
 class Codec:
@@ -29,8 +35,9 @@ class Codec:
             name).
         is_binary: whether files of this format are opened in binary mode.
 
-    Encoding errors raise `SerializationError`; decoding errors propagate unchanged so the
-    caller can name the file (see `read_value`).
+    Encoding errors raise `SerializationError`. `decode` turns decoding errors into
+    `CorruptFileError` or `UnloadableValueError` naming the file; `load` and `loads` let them
+    propagate unchanged.
     """
 
     __slots__ = ("_dump_kwargs", "_file_based", "_format", "_load_kwargs", "is_binary", "name")
@@ -101,6 +108,39 @@ class Codec:
             buffer: IO[Any] = io.BytesIO(data) if self.is_binary else io.StringIO(data.decode())
             return self._format.load(buffer, **self._load_kwargs)
         return self._format.loads(data if self.is_binary else data.decode(), **self._load_kwargs)
+
+    def decode(self, data: bytes, path: str) -> Any:
+        """Decode the content of the file ``path``, saying precisely why when it cannot.
+
+        Args:
+            data: the file's encoded value.
+            path: the file it came from, for the error.
+
+        Returns:
+            The value.
+
+        Raises:
+            CorruptFileError: the bytes are not a value of this format (empty, truncated,
+                damaged), including a decoder that asks for far more memory than ``data``
+                could describe.
+            UnloadableValueError: the bytes are intact but name a class or module that this
+                program cannot import (pickle).
+        """
+        try:
+            return self.loads(data)
+        except MemoryError:
+            # A damaged length field (a pickle FRAME header, say) can make a decoder ask for
+            # gigabytes; from a small input that is corruption, not a lack of memory.
+            if len(data) < _SMALL_INPUT:
+                raise CorruptFileError(path, "it declares more data than it holds") from None
+            raise
+        except (ImportError, AttributeError) as error:
+            # pickle's find_class raises these when the named module or class is missing.
+            if self.name == "pickle":
+                raise UnloadableValueError(path, f"{type(error).__name__}: {error}") from error
+            raise CorruptFileError(path, f"{type(error).__name__}: {error}") from error
+        except Exception as error:
+            raise CorruptFileError(path, f"{type(error).__name__}: {error}") from error
 
     def __repr__(self) -> str:
         mode = "binary" if self.is_binary else "text"

@@ -9,9 +9,6 @@ from persistkit.core._durability import Durability
 from persistkit.core._formats import resolve_format
 from persistkit.core._temp import WriteResult
 from persistkit.core._writer import AtomicWriter, write_bytes
-from persistkit.core.errors import CorruptFileError
-
-_SMALL_FILE = 64 << 20
 
 
 def read_value(path: str | os.PathLike[str], format: Any = None) -> Any:
@@ -28,23 +25,14 @@ def read_value(path: str | os.PathLike[str], format: Any = None) -> Any:
         FileNotFoundError: the file does not exist.
         CorruptFileError: the file exists but cannot be decoded (empty, truncated, not this
             format); the error names the file, which is left untouched.
+        UnloadableValueError: the file is intact but names a class this program cannot
+            import (pickle).
     """
     codec = resolve_format(format)
     name = os.fspath(path)
-    file = open(name, "rb") if codec.is_binary else open(name, encoding="utf-8")  # noqa: SIM115
-    with file:
-        try:
-            return codec.load(file)
-        except OSError:
-            raise
-        except MemoryError:
-            # A corrupt length field (a pickle FRAME header, say) can make a decoder ask for
-            # gigabytes; from a small file that is corruption, not a lack of memory.
-            if os.fstat(file.fileno()).st_size < _SMALL_FILE:
-                raise CorruptFileError(name, "it declares more data than it holds") from None
-            raise
-        except Exception as error:
-            raise CorruptFileError(name, f"{type(error).__name__}: {error}") from error
+    with open(name, "rb") as file:
+        data = file.read()
+    return codec.decode(data, name)
 
 
 def write_value(

@@ -26,6 +26,7 @@ __all__ = [
     "SyncError",
     "TargetExistsError",
     "TargetIsDirectoryError",
+    "UnloadableValueError",
     "UnsupportedOperationError",
     "UnsupportedPlatformError",
 ]
@@ -121,3 +122,24 @@ class CorruptFileError(PersistkitError, ValueError):
 
 class InvalidNameError(InvalidArgumentError):
     """A name or key would reach outside its directory, or cannot be a file name."""
+
+
+class UnloadableValueError(PersistkitError, ValueError):
+    """A file is intact, but the value it holds cannot be rebuilt in this program.
+
+    The usual cause is a pickled object whose class was renamed, moved or removed: the
+    bytes decode, the class they name does not import. The file is left as it is; it loads
+    again once the class is importable (or with a pickle ``find_class`` that maps it).
+
+    Attributes:
+        path: the file whose value could not be rebuilt.
+        reason: what the decoder said.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot rebuild the value in {self.path!r} (the file is intact): {self.reason}"
