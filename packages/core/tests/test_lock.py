@@ -170,3 +170,12 @@ def test_closing_a_forked_copy_keeps_the_parents_lock(tmp_path: Path) -> None:
         os.waitpid(pid, 0)
         with pytest.raises(LockTimeoutError):
             FileLock(tmp_path / "lock").acquire(timeout=0)
+
+
+def test_for_path_gives_one_object_per_file_and_options(tmp_path: Path) -> None:
+    first = FileLock.for_path(tmp_path / "a.lock")
+    assert FileLock.for_path(str(tmp_path / "a.lock")) is first
+    assert FileLock.for_path(tmp_path / "." / "a.lock") is first
+    assert FileLock.for_path(tmp_path / "a.lock", shared=True) is not first
+    with first, FileLock.for_path(tmp_path / "a.lock"):
+        assert first.is_locked  # reentrant: the same object, not a second file description

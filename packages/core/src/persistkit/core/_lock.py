@@ -12,6 +12,9 @@ from persistkit.core.errors import LockTimeoutError
 
 _MAX_BACKOFF = 0.05
 
+_registry: dict[tuple[str, float | None, bool, bool], FileLock] = {}
+_registry_guard = threading.Lock()
+
 
 class FileLock:
     """An exclusive (or shared) lock held on a lock file, across processes and threads.
@@ -28,10 +31,20 @@ class FileLock:
     The lock file stays open between acquisitions (one descriptor per object, so locking
     costs one ``flock`` call); `close` releases it, as does garbage collection.
 
+    flock(2) locks belong to open file descriptions, so two `FileLock` objects on one file in
+    one process exclude each other even in one thread; code that may take the same lock from
+    several places should share one object through `for_path`.
+
+    A reader that must not write (a store on read-only media, an inspection command) uses
+    ``create=False``: the lock file is opened read-only where it exists (flock works on a
+    read-only descriptor and on a read-only mount), and where it does not exist no writer has
+    ever locked it, so the lock is held without a file and nothing is created.
+
     Args:
         path: the lock file.
         timeout: seconds to wait by default in `acquire`; None waits forever.
         shared: take a shared (reader) lock instead of an exclusive one.
+        create: create the lock file if it is missing (the default, for writers).
 
     Example:
         >>> with FileLock("jobs.lock", timeout=5):  # doctest: +SKIP
@@ -39,12 +52,44 @@ class FileLock:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, timeout: float | None = None, shared: bool = False
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+        shared: bool = False,
+        create: bool = True,
     ) -> None:
         self.path = os.fspath(path)
         self.timeout = timeout
         self._operation = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        self._create = create
         self._reset()
+
+    @classmethod
+    def for_path(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+        shared: bool = False,
+        create: bool = True,
+    ) -> FileLock:
+        """Return this process's one lock object for ``path`` and these options.
+
+        Every caller in the process that asks for the same lock file (by real path) and the
+        same options gets the same object, so the lock stays reentrant per thread instead of
+        two objects blocking each other. The objects live as long as the process.
+
+        Example:
+            >>> FileLock.for_path("jobs.lock") is FileLock.for_path("./jobs.lock")
+            True
+        """
+        key = (os.path.realpath(path), timeout, shared, create)
+        with _registry_guard:
+            lock = _registry.get(key)
+            if lock is None:
+                lock = _registry[key] = cls(path, timeout=timeout, shared=shared, create=create)
+            return lock
 
     def _reset(self) -> None:
         self._guard = threading.RLock()
@@ -94,7 +139,13 @@ class FileLock:
 
     def _lock_file(self, deadline: float | None, wait: float | None) -> None:
         if self._fd < 0:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            if self._create:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            else:
+                try:
+                    self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    return  # no writer ever locked it: nothing to wait for, nothing to create
         if deadline is None:
             fcntl.flock(self._fd, self._operation)
         else:
@@ -128,7 +179,7 @@ class FileLock:
             raise RuntimeError(f"{self.path!r} is not locked by this process")
         self._depth -= 1
         try:
-            if self._depth == 0:
+            if self._depth == 0 and self._fd >= 0:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._guard.release()
