@@ -148,7 +148,8 @@ def test_capabilities_of_this_disk_and_a_tmpfs(tmp_path: Path, small_tmpfs: Path
     disk = capabilities(tmp_path)
     assert disk.rename_noreplace and disk.rename_exchange and disk.dir_fsync
     assert disk.user_xattrs and disk.xattr_max_size > 0
-    assert capabilities(tmp_path / "missing-file-is-fine-its-parent-is-probed") is disk
+    (tmp_path / "a-file").write_bytes(b"")
+    assert capabilities(tmp_path / "a-file") is disk  # a file: its folder's filesystem
     ram = capabilities(small_tmpfs, refresh=True)
     assert ram.device != disk.device
     assert ram.rename_exchange

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import threading
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ class Capabilities:
         xattr_max_size: the largest single ``user.*`` value a fresh file accepts (0 if none).
         dir_fsync: fsync on a directory works; where it does not, renames are atomic but not
             known to be durable.
+        read_only: the mount is read-only. Nothing is probed on it (a probe would write), so
+            every other answer is False: nothing can be written there anyway.
     """
 
     device: int
@@ -40,6 +43,7 @@ class Capabilities:
     user_xattrs: bool
     xattr_max_size: int
     dir_fsync: bool
+    read_only: bool = False
 
 
 def capabilities(path: str | os.PathLike[str], *, refresh: bool = False) -> Capabilities:
@@ -47,19 +51,21 @@ def capabilities(path: str | os.PathLike[str], *, refresh: bool = False) -> Capa
 
     The first call for a device creates a small hidden probe folder in ``path`` (or in its
     parent when ``path`` is a file), tries each operation, and removes the folder; the answer
-    is cached by device number for the life of the process. A device number can be reused
+    is cached by device number for the life of the process. A read-only mount is recognised
+    (``statvfs``) and not probed at all. A device number can be reused
     when a filesystem is unmounted and another mounted (anonymous devices such as tmpfs get
     the lowest free number), so after remounting, ask again with ``refresh=True``.
 
     Args:
-        path: an existing directory (or file) on the filesystem to probe; it must be writable.
+        path: an existing directory (or file) on the filesystem to probe.
         refresh: probe again even if this device's answer is cached.
 
     Returns:
         The `Capabilities` of that filesystem.
 
     Raises:
-        OSError: ``path`` does not exist or is not writable.
+        FileNotFoundError: ``path`` does not exist.
+        OSError: the mount is writable but ``path``'s folder is not (permissions).
 
     Example:
         >>> caps = capabilities(".")
@@ -67,9 +73,10 @@ def capabilities(path: str | os.PathLike[str], *, refresh: bool = False) -> Capa
         True
     """
     directory = os.fspath(path)
-    if not os.path.isdir(directory):
+    info = os.stat(directory)  # a missing path raises here, before any other answer
+    if not stat.S_ISDIR(info.st_mode):
         directory = os.path.dirname(os.path.abspath(directory))
-    device = os.stat(directory).st_dev
+    device = info.st_dev
     cached = None if refresh else _cache.get(device)
     if cached is not None:
         return cached
@@ -87,6 +94,16 @@ def known_capabilities(device: int) -> Capabilities | None:
 
 
 def _probe(directory: str, device: int) -> Capabilities:
+    if os.statvfs(directory).f_flag & os.ST_RDONLY:
+        return Capabilities(
+            device=device,
+            rename_noreplace=False,
+            rename_exchange=False,
+            user_xattrs=False,
+            xattr_max_size=0,
+            dir_fsync=False,
+            read_only=True,
+        )
     probe = os.path.join(directory, _names.temp_name_for("persistkit-probe"))
     os.mkdir(probe, 0o700)
     try:

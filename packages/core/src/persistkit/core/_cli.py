@@ -25,6 +25,7 @@ def _capabilities(args: argparse.Namespace) -> int:
         print(f"{field:18} {getattr(caps, field)}")
     print(f"{'xattr_max_size':18} {caps.xattr_max_size} bytes")
     print(f"{'dir_fsync':18} {caps.dir_fsync}")
+    print(f"{'read_only':18} {caps.read_only}")
     return 0
 
 
