@@ -63,3 +63,66 @@ def test_inject_error_by_path(tmp_path: Path) -> None:
         with pytest.raises(OSError):
             write_bytes(tmp_path / "sub" / "b", b"2")
     assert failed and failed[0].path == str(tmp_path / "sub")
+
+
+def test_leftovers_finds_only_persistkit_temporaries(tmp_path: Path) -> None:
+    from persistkit.core.testing import leftovers
+
+    (tmp_path / ".state.0123456789ab.pktmp").write_text("partial")
+    (tmp_path / "state").write_text("whole")
+    (tmp_path / ".hidden").write_text("a user's file")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".x.0123456789ab.pktmp").write_text("partial")
+    assert leftovers(tmp_path) == [".state.0123456789ab.pktmp"]
+    assert leftovers(tmp_path, recursive=True) == [
+        ".state.0123456789ab.pktmp",
+        "sub/.x.0123456789ab.pktmp",
+    ]
+
+
+def test_snapshot_tree_sees_a_touch_a_new_file_and_an_xattr(tmp_path: Path) -> None:
+    import os
+
+    from persistkit.core.testing import snapshot_tree
+
+    (tmp_path / "a").write_text("x")
+    before = snapshot_tree(tmp_path)
+    assert snapshot_tree(tmp_path) == before
+    os.utime(tmp_path / "a", ns=(1, 1))
+    touched = snapshot_tree(tmp_path)
+    assert touched != before
+    (tmp_path / "b.lock").touch()
+    assert snapshot_tree(tmp_path) != touched
+    created = snapshot_tree(tmp_path)
+    try:
+        os.setxattr(tmp_path / "a", "user.k", b"v")
+    except OSError:
+        return  # no user xattrs here; the rest was checked
+    assert snapshot_tree(tmp_path) != created
+
+
+@pytest.mark.parametrize("required", ["0", "1"])
+def test_facility_unavailable_skips_or_fails(tmp_path: Path, required: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    test = tmp_path / "test_needs.py"
+    test.write_text(
+        "from persistkit.core.testing import facility_unavailable\n"
+        "def test_needs():\n"
+        "    facility_unavailable('no frobnicator here')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(test)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PERSISTKIT_REQUIRE_FACILITIES": required},
+        check=False,
+    )
+    assert "no frobnicator here" in result.stdout
+    if required == "1":
+        assert result.returncode == 1 and "1 failed" in result.stdout
+    else:
+        assert result.returncode == 0 and "1 skipped" in result.stdout
