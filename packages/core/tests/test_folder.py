@@ -109,3 +109,57 @@ def test_tmp_dir_on_the_same_filesystem_works(tmp_path: Path) -> None:
         (folder / "x").write_text("x")
     assert (tmp_path / "d" / "x").read_text() == "x"
     assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_atomik_modes_by_enum_and_by_name(tmp_path: Path) -> None:
+    with atomik.file(tmp_path / "b", mode=atomik.Mode.BYTES) as f:
+        f.write(b"\x00bytes")
+    with atomik.file(tmp_path / "c", mode="BYTES") as f:  # atomik's Mode is a str enum
+        f.write(b"named")
+    with atomik.file(tmp_path / "t", mode="TEXT") as f:
+        f.write("text")
+    assert (tmp_path / "b").read_bytes() == b"\x00bytes"
+    assert (tmp_path / "c").read_bytes() == b"named"
+    assert (tmp_path / "t").read_text() == "text"
+    with pytest.raises(ValueError), atomik.file(tmp_path / "x", mode="APPEND"):
+        pass
+    assert not (tmp_path / "x").exists()
+
+
+def test_atomik_errors_are_atomiks_and_persistkits(tmp_path: Path, small_tmpfs: Path) -> None:
+    from persistkit.core.atomik.errors import (
+        AtomikError,
+        FileAlreadyExistsError,
+        InvalidCrossDeviceError,
+    )
+
+    (tmp_path / "taken").write_text("old")
+    with pytest.raises(FileAlreadyExistsError) as exists, atomik.file(tmp_path / "taken") as f:
+        f.write("new")
+    assert isinstance(exists.value, TargetExistsError) and isinstance(exists.value, AtomikError)
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(FileAlreadyExistsError), atomik.folder(tmp_path / "dir"):
+        pass
+    with (
+        pytest.raises(InvalidCrossDeviceError) as cross,
+        atomik.file(tmp_path / "f", tmp_dir=small_tmpfs) as f,
+    ):
+        f.write("x")
+    assert isinstance(cross.value, CrossDeviceError)
+    assert (tmp_path / "taken").read_text() == "old"
+
+
+def test_atomik_rename_with_each_flag(tmp_path: Path) -> None:
+    from persistkit.core.atomik.errors import FileAlreadyExistsError
+    from persistkit.core.atomik.flags import Flag
+    from persistkit.core.atomik.rename import rename
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("A")
+    b.write_text("B")
+    with pytest.raises(FileAlreadyExistsError):
+        rename(a, b)  # RENAME_NOREPLACE by default, as atomik
+    rename(a, b, Flag.RENAME_EXCHANGE)
+    assert (a.read_text(), b.read_text()) == ("B", "A")
+    rename(a, b, "REPLACE")
+    assert not a.exists() and b.read_text() == "B"
