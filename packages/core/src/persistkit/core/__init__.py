@@ -33,6 +33,7 @@ from persistkit.core._primitives import (
 from persistkit.core._sweep import sweep
 from persistkit.core._temp import WriteResult
 from persistkit.core._values import read_value, write_value
+from persistkit.core._watch import DirectoryWatch, WatchEvent, WatchKind
 from persistkit.core._writer import AtomicWriter, atomic_write, write_bytes, write_text
 from persistkit.core.errors import (
     CorruptFileError,
@@ -62,6 +63,7 @@ __all__ = [
     "Codec",
     "CorruptFileError",
     "CrossDeviceError",
+    "DirectoryWatch",
     "Durability",
     "FileLock",
     "FileMode",
@@ -79,6 +81,8 @@ __all__ = [
     "UnloadableValueError",
     "UnsupportedOperationError",
     "UnsupportedPlatformError",
+    "WatchEvent",
+    "WatchKind",
     "WriteResult",
     "__version__",
     "atomic_file",

@@ -16,7 +16,9 @@ from typing import IO, Any, BinaryIO
 
 from persistkit.core import (
     Batch,
+    DirectoryWatch,
     Durability,
+    WatchKind,
     atomic_write,
     check_durability,
     fsync_dir,
@@ -30,7 +32,6 @@ from persistkit.core.errors import (
     SerializationError,
     TargetExistsError,
 )
-from persistkit.spool._directory_watch import DirectoryWatch, WatchKind, open_watch
 from persistkit.spool._filestore import make_area_dirs
 from persistkit.spool._message_names import MessageName, parse_name, unique_name
 from persistkit.spool._store_names import NAME_MAX, check_area, name_in_area
@@ -170,7 +171,6 @@ class Spool:
         self._wake_for_leases_ms: int | None = None
         self._lock = threading.Lock()
         self._watch: DirectoryWatch | None = None
-        self._watch_pid = 0
         self.scans = 0
         self.prepare()
 
@@ -325,9 +325,6 @@ class Spool:
                 until = max(self._wake_for_leases_ms / 1000 - self._clock(), 0.0) + 0.001
                 wait = until if wait is None else min(wait, until)
             watch.wait(wait)
-            if getattr(watch, "broken", False):
-                self._drop_watch()
-                watch = self._ensure_watch()
 
     def renew(self, message: Message, lease: float | None = None) -> Message:
         """Extend a claim's lease to ``lease`` seconds (default: the spool's) from now.
@@ -502,15 +499,13 @@ class Spool:
         return math.floor(self._clock() * 1000)
 
     def _ensure_watch(self) -> DirectoryWatch:
-        if self._watch is None or self._watch_pid != os.getpid():
-            # A watch inherited through fork is shared with the parent: make our own.
-            self._watch = open_watch(self._watch_kind, self._dirs["new"])
-            self._watch_pid = os.getpid()
+        if self._watch is None:
+            self._watch = DirectoryWatch(self._dirs["new"], kind=self._watch_kind)
         return self._watch
 
     def _drop_watch(self) -> None:
         watch, self._watch = self._watch, None
-        if watch is not None and self._watch_pid == os.getpid():
+        if watch is not None:
             watch.close()
 
     def _claim_now(self) -> Message | None:
