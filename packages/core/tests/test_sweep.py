@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from persistkit.core import atomic_folder, atomic_write, sweep
+from persistkit.core.testing import kill_hard, spawn_python
 
 DIES_MID_WRITE = textwrap.dedent(
     """
@@ -31,15 +29,10 @@ def _age(path: Path) -> None:
 def test_sweep_removes_what_a_killed_writer_left_and_nothing_else(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("user data")
     (tmp_path / ".hidden-but-not-ours").write_text("user data")
-    child = subprocess.Popen(
-        [sys.executable, "-c", DIES_MID_WRITE, str(tmp_path / "f"), str(tmp_path / "d")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
+    child = spawn_python(DIES_MID_WRITE, tmp_path / "f", tmp_path / "d")
     assert child.stdout is not None
-    assert child.stdout.readline() == b"ready\n"
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    assert child.stdout.readline() == "ready\n"
+    kill_hard(child)
     temps = sorted(p for p in tmp_path.iterdir() if p.name.endswith(".pktmp"))
     assert len(temps) == 2
     for temp in temps:

@@ -126,3 +126,26 @@ def test_facility_unavailable_skips_or_fails(tmp_path: Path, required: str) -> N
         assert result.returncode == 1 and "1 failed" in result.stdout
     else:
         assert result.returncode == 0 and "1 skipped" in result.stdout
+
+
+def test_spawn_python_and_kill_hard_kill_a_real_program_at_a_chosen_moment(
+    tmp_path: Path,
+) -> None:
+    from persistkit.core.testing import kill_hard, spawn_python
+
+    code = (
+        "import sys\n"
+        "open(sys.argv[1], 'w').write('started')\n"
+        "print('ready', flush=True)\n"
+        "print('unread', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = spawn_python(code, tmp_path / "marker")
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    assert kill_hard(proc) == "unread\n"
+    assert proc.returncode == -9
+    assert (tmp_path / "marker").read_text() == "started"
+    finished = spawn_python("pass")
+    finished.wait()
+    with pytest.raises(ChildError):
+        kill_hard(finished)

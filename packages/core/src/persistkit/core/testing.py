@@ -18,6 +18,9 @@ hook that seam:
 - `facility_unavailable` skips a test that needs something this machine lacks (root, FUSE,
   a server), or fails it where ``PERSISTKIT_REQUIRE_FACILITIES=1`` says the facility must be
   there (CI sets it, so a broken install cannot pass as a skip).
+- `spawn_python` starts a real program in a fresh interpreter, and `kill_hard` ends it with
+  ``SIGKILL``: a real process death at a moment the test chose (synchronise through the
+  program's output, never by sleeping).
 - `leftovers` and `snapshot_tree` tell what a crash left behind and whether a read changed
   anything. The pytest plugin `persistkit.core.pytest_plugin` (registered automatically when
   pytest runs) wraps these in fixtures.
@@ -37,8 +40,10 @@ import contextlib
 import itertools
 import os
 import pickle
+import signal
 import stat
 import subprocess
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -58,10 +63,12 @@ __all__ = [
     "crash_at_every_call",
     "facility_unavailable",
     "inject_error",
+    "kill_hard",
     "leftovers",
     "mount_tmpfs",
     "record_calls",
     "snapshot_tree",
+    "spawn_python",
 ]
 
 TEMP_SUFFIX = _names.TEMP_SUFFIX
@@ -400,3 +407,51 @@ def _describe(path: str) -> _Entry:
             for name in sorted(os.listxattr(path, follow_symlinks=False)):
                 xattrs.append((name, os.getxattr(path, name, follow_symlinks=False)))
     return _Entry(kind, info.st_mode, info.st_size, info.st_mtime_ns, content, tuple(xattrs))
+
+
+def spawn_python(
+    code: str, *args: str | os.PathLike[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start ``python -c code args...`` as a real, separate program, to be killed for real.
+
+    Its stdin and stdout are text pipes (stderr is inherited, so a traceback shows in the test
+    report): the program tells the test where it is by printing a line (flush it), and the test
+    waits for that line with ``proc.stdout.readline()`` before it kills, so no test sleeps.
+
+    Args:
+        code: the program's source.
+        args: its command-line arguments (``sys.argv[1:]``).
+        env: its environment (default: this process's).
+
+    Example:
+        >>> code = "import sys; print('ready', flush=True); sys.stdin.read()"
+        >>> proc = spawn_python(code)  # doctest: +SKIP
+        >>> assert proc.stdout.readline() == "ready" + chr(10)  # doctest: +SKIP
+        >>> kill_hard(proc)  # doctest: +SKIP
+    """
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *(os.fspath(arg) for arg in args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def kill_hard(proc: subprocess.Popen[str]) -> str:
+    """Kill ``proc`` with SIGKILL, wait for it, and return what it printed and nobody read.
+
+    Raises:
+        ChildError: the program had already exited on its own (it did not die by the kill),
+            with its exit status in the message.
+    """
+    proc.kill()
+    rest = proc.stdout.read() if proc.stdout is not None else ""
+    status = proc.wait()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+    if status != -signal.SIGKILL:
+        raise ChildError(f"the program exited with status {status} before it was killed")
+    return rest
