@@ -5,8 +5,10 @@ from __future__ import annotations
 import builtins
 import collections
 import contextlib
+import errno
 import math
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,9 +31,11 @@ from persistkit.core import (
 )
 from persistkit.core.errors import (
     InvalidArgumentError,
+    InvalidNameError,
     SerializationError,
     TargetExistsError,
 )
+from persistkit.spool._entries import message_names, strays
 from persistkit.spool._filestore import make_area_dirs
 from persistkit.spool._message_names import MessageName, parse_name, unique_name
 from persistkit.spool._store_names import NAME_MAX, check_area, name_in_area
@@ -45,6 +49,9 @@ MAILDIR_TMP_MAX_AGE = 36 * 3600.0
 _AREAS = ("tmp", "new", "cur", "dead", "done")
 _CHUNK = 1 << 20
 _FIRST_READ = 1 << 16  # most messages are smaller: one read, no fstat
+# A message is a regular file; a symlink in its place (put there by someone else) must not
+# make a consumer read whatever it points to.
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +77,13 @@ class Message:
     deadline: float
 
     def read_bytes(self) -> bytes:
-        """Return the message's content."""
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        """Return the message's content.
+
+        Raises:
+            OSError: the claimed file is gone or is no longer a regular file (a symlink
+                put in its place is never followed).
+        """
+        fd = os.open(self.path, _READ_FLAGS)
         try:
             first = os.read(fd, _FIRST_READ)
             if len(first) < _FIRST_READ:  # a short read of a regular file is its end
@@ -88,8 +100,8 @@ class Message:
         return self.read_bytes().decode(encoding, errors)
 
     def open(self) -> BinaryIO:
-        """Open the message's content for reading (binary)."""
-        return open(self.path, "rb")
+        """Open the message's content for reading (binary); a symlink is never followed."""
+        return open(self.path, "rb", opener=lambda path, _flags: os.open(path, _READ_FLAGS))
 
 
 class Spool:
@@ -120,9 +132,13 @@ class Spool:
         watch: how `claim` waits: ``"inotify"``, ``"poll"`` (sleep with backoff, 1 ms up to
             0.5 s; use it on network filesystems, where inotify misses other hosts) or
             ``"auto"`` (inotify on Linux, else polling).
+        create: create the folder and its areas where missing (the default). With False
+            nothing is created or written when the spool is opened: for inspecting, and for
+            a spool on read-only media or in a backup. Missing areas then hold nothing.
 
     Raises:
         InvalidArgumentError: an argument is out of range.
+        FileNotFoundError: ``create`` is False and ``path`` is not a folder.
 
     Example:
         >>> spool = Spool("/var/spool/jobs")  # doctest: +SKIP
@@ -147,6 +163,7 @@ class Spool:
         keep_done: bool = False,
         clock: Callable[[], float] = time.time,
         watch: WatchKind = "auto",
+        create: bool = True,
     ) -> None:
         if not (isinstance(lease, int | float) and math.isfinite(lease) and lease >= 0):
             raise InvalidArgumentError(f"lease must be a number of seconds >= 0, not {lease!r}")
@@ -172,7 +189,10 @@ class Spool:
         self._lock = threading.Lock()
         self._watch: DirectoryWatch | None = None
         self.scans = 0
-        self.prepare()
+        if create:
+            self.prepare()
+        elif not os.path.isdir(self.path):
+            raise FileNotFoundError(errno.ENOENT, "no spool here (not a folder)", self.path)
 
     # -- folders -----------------------------------------------------------------------
 
@@ -184,20 +204,34 @@ class Spool:
     def list(self, area: str) -> list[str]:
         """Return the full paths of the messages in ``area``, oldest delivery first.
 
+        Only messages are listed: regular files with visible names (in ``cur``, with the
+        claim in their name). See `strays` for the rest.
+
         Raises:
             InvalidAreaError: ``area`` is not one of `areas`.
         """
         directory = self._dirs[check_area(area, _AREAS)]
-        try:
-            names = [name for name in os.listdir(directory) if not name.startswith(".")]
-        except FileNotFoundError:
-            return []
-        names.sort()
-        return [os.path.join(directory, name) for name in names]
+        return [os.path.join(directory, name) for name in message_names(directory, area)]
 
     def count(self, area: str) -> int:
         """Return how many messages ``area`` holds."""
         return len(self.list(area))
+
+    def strays(self) -> dict[str, str]:
+        """Return what the areas hold that is not a message, each path with what it is.
+
+        Folders, symlinks, fifos and other non-regular files in any area, and files in
+        ``cur`` whose name carries no claim, were not written by the spool. It never
+        claims, follows, counts, moves or deletes them; this is how to find them.
+        Writers' hidden temporary files are not strays (`clean` handles them). Reads only.
+
+        Returns:
+            ``{path: what it is}``, sorted by path.
+        """
+        found: dict[str, str] = {}
+        for area in _AREAS:
+            found.update(strays(self._dirs[area], area))
+        return found
 
     # -- producing ---------------------------------------------------------------------
 
@@ -414,7 +448,8 @@ class Spool:
             The message id.
 
         Raises:
-            InvalidNameError: the name could reach outside ``dead``.
+            InvalidNameError: the name could reach outside ``dead``, or names something that
+                is not a message (see `strays`), which is left where it is.
             FileNotFoundError: ``dead`` holds no such message.
         """
         dead_dir = self._dirs["dead"]
@@ -422,13 +457,21 @@ class Spool:
         unique = parse_name(name).unique
         if name == unique:
             matches = [
-                entry for entry in os.listdir(dead_dir) if parse_name(entry).unique == unique
+                entry
+                for entry in message_names(dead_dir, "dead")
+                if parse_name(entry).unique == unique
             ]
-            if not matches:
-                raise FileNotFoundError(2, "no such dead message", os.path.join(dead_dir, name))
-            name = matches[0]
+            if matches:
+                name = matches[0]
+        path = os.path.join(dead_dir, name)
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "no such dead message", path) from None
+        if not stat.S_ISREG(mode):
+            raise InvalidNameError(f"{path!r} is not a message (not a regular file)")
         rename(
-            os.path.join(dead_dir, name),
+            path,
             os.path.join(self._dirs["new"], unique),
             overwrite=False,
             durability=self.durability,
@@ -536,7 +579,7 @@ class Spool:
         only when a lease may have run out since it was last listed.
         """
         self.scans += 1
-        waiting = sorted(name for name in os.listdir(self._dirs["new"]) if name[0] != ".")
+        waiting = message_names(self._dirs["new"], "new")
         due = self._next_cur_scan_ms
         expired = self._expired_claims(now) if due is None or now >= due else []
         self._candidates = collections.deque(
@@ -551,9 +594,9 @@ class Spool:
         # short leases).
         wake = now + max(self._lease_ms, 1000)
         expired: builtins.list[str] = []
-        for name in os.listdir(self._dirs["cur"]):
+        for name in message_names(self._dirs["cur"], "cur"):
             deadline = parse_name(name).deadline_ms
-            if deadline is None or name[0] == ".":
+            if deadline is None:  # pragma: no cover - message_names keeps claimed names only
                 continue
             if deadline <= now:
                 expired.append(name)
@@ -562,7 +605,6 @@ class Spool:
                 wake = min(wake, deadline)
         self._next_cur_scan_ms = next_scan
         self._wake_for_leases_ms = wake
-        expired.sort()
         return expired
 
     def _take(self, area: str, name: str, now: int) -> Message | None:
