@@ -19,6 +19,7 @@ from persistkit.core._capabilities import Capabilities, capabilities
 from persistkit.core._durability import Durability, check_durability
 from persistkit.core._folder import FileMode, atomic_file, atomic_folder
 from persistkit.core._formats import Codec, resolve_format
+from persistkit.core._journal import Journal, JournalRecord, JournalStats
 from persistkit.core._lock import FileLock
 from persistkit.core._primitives import (
     exchange,
@@ -37,6 +38,7 @@ from persistkit.core._watch import DirectoryWatch, WatchEvent, WatchKind
 from persistkit.core._writer import AtomicWriter, atomic_write, write_bytes, write_text
 from persistkit.core.errors import (
     CorruptFileError,
+    CorruptJournalError,
     CrossDeviceError,
     FormatError,
     InvalidArgumentError,
@@ -62,6 +64,7 @@ __all__ = [
     "Capabilities",
     "Codec",
     "CorruptFileError",
+    "CorruptJournalError",
     "CrossDeviceError",
     "DirectoryWatch",
     "Durability",
@@ -70,6 +73,9 @@ __all__ = [
     "FormatError",
     "InvalidArgumentError",
     "InvalidNameError",
+    "Journal",
+    "JournalRecord",
+    "JournalStats",
     "LockTimeoutError",
     "NotDurableError",
     "PersistkitError",

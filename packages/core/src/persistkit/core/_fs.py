@@ -170,3 +170,54 @@ def setxattr_path(path: str, name: str, value: bytes) -> None:
         import xattr  # noqa: PLC0415 - only macOS needs the package
 
         xattr.setxattr(path, name, value, symlink=True)
+
+
+def open_or_create(path: str, mode: int = 0o666) -> int:
+    """Open a file for reading and writing, creating it if missing (not exclusive).
+
+    For files several processes open at once, where whoever comes first creates it. Only the
+    creation is reported as a filesystem call: opening an existing file changes nothing.
+    """
+    try:
+        return os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        pass
+    checkpoint("create", path)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+
+
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int, path: str) -> None:
+    """Write every byte of ``data`` at ``offset`` without moving the file position."""
+    checkpoint("write", path)
+    view = memoryview(data).cast("B")
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def fdatasync(fd: int, path: str) -> None:
+    """Flush a file's data, and the metadata needed to read it back, to stable storage.
+
+    Cheaper than `fsync` when only data changed in place (no size or block allocation
+    change): fdatasync(2) then skips the inode. macOS has no fdatasync and its fsync stops at
+    the drive's cache, so there it is ``F_FULLFSYNC``, as in `fsync`.
+    """
+    checkpoint("fdatasync", path)
+    if _platform.IS_MACOS:  # pragma: no cover - macOS only
+        try:
+            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)  # type: ignore[attr-defined] # macOS-only name
+        except OSError as error:
+            if error.errno not in (errno.ENOTSUP, errno.EINVAL):
+                raise
+        else:
+            return
+        os.fsync(fd)
+        return
+    os.fdatasync(fd)
+
+
+def ftruncate(fd: int, size: int, path: str) -> None:
+    """Set the size of an open file (cutting it, or extending it with a hole)."""
+    checkpoint("truncate", path)
+    os.ftruncate(fd, size)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "CorruptFileError",
+    "CorruptJournalError",
     "CrossDeviceError",
     "FormatError",
     "InvalidArgumentError",
@@ -143,3 +144,27 @@ class UnloadableValueError(PersistkitError, ValueError):
 
     def __str__(self) -> str:
         return f"cannot rebuild the value in {self.path!r} (the file is intact): {self.reason}"
+
+
+class CorruptJournalError(CorruptFileError):
+    """A journal holds a damaged record that was already durable, or no valid header.
+
+    Raised instead of dropping the damaged record and everything after it: a record that a
+    later record proves was flushed cannot be a torn tail, so the records after it may be
+    committed ones. persistkit never truncates or rewrites such a journal.
+
+    Attributes:
+        path: the journal file.
+        offset: the byte offset of the damaged record (0 for the header).
+        reason: what is wrong there.
+    """
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        super().__init__(path, reason)
+        self.offset = offset
+
+    def __reduce__(self) -> tuple[type[CorruptJournalError], tuple[str, int, str]]:
+        return (type(self), (self.path, self.offset, self.reason))
+
+    def __str__(self) -> str:
+        return f"journal {self.path!r} is damaged at offset {self.offset}: {self.reason}"

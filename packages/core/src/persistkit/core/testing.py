@@ -1,7 +1,8 @@
 """Prove crash safety: crash an operation at each of its filesystem calls, or make one fail.
 
 Every call by which persistkit changes the disk (create, write, chmod, setxattr, fsync,
-rename, link, unlink, mkdir, rmdir, directory fsync, syncfs) passes one seam. These helpers
+fdatasync, truncate, rename, link, unlink, mkdir, rmdir, directory fsync, syncfs) passes one
+seam. These helpers
 hook that seam:
 
 - `crash_at_every_call` runs an operation in a forked child that dies with ``os._exit`` just
@@ -86,8 +87,9 @@ class FsCall:
 
     Attributes:
         index: its position among the operation's calls, from 1.
-        name: ``create``, ``write``, ``chmod``, ``setxattr``, ``fsync``, ``rename``,
-            ``renameat2``, ``link``, ``unlink``, ``mkdir``, ``rmdir``, ``fsync_dir`` or ``syncfs``.
+        name: ``create``, ``write``, ``chmod``, ``setxattr``, ``fsync``, ``fdatasync``,
+            ``truncate``, ``rename``, ``renameat2``, ``link``, ``unlink``, ``mkdir``,
+            ``rmdir``, ``fsync_dir`` or ``syncfs``.
         path: the file or directory it concerns (the destination, for renames).
     """
 

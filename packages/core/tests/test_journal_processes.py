@@ -1,0 +1,163 @@
+"""The journal shared by independent processes: group commit, SIGKILL, exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+from persistkit.core import Journal
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from persistkit.core import Journal
+
+    path, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    journal = Journal(path)
+    for i in range(count):
+        journal.commit(f"{name}:{i}".encode())
+        print(f"{name}:{i}", flush=True)
+    """
+)
+
+# Holds the flush lock and stops just before its fdatasync, telling the test so on stdout.
+LEADER = textwrap.dedent(
+    """
+    import os, sys
+    from persistkit.core import Journal
+    from persistkit.core import _fs
+
+    journal = Journal(sys.argv[1])
+    end = journal.append(b"leader")
+
+    def stop_before_fdatasync(call, path):
+        if call == "fdatasync":
+            print("holding the flush lock", flush=True)
+            os.read(0, 1)  # never answered: the test kills this process here
+
+    _fs.set_observer(stop_before_fdatasync)
+    journal.flush(end)
+    """
+)
+
+FOLLOWER = textwrap.dedent(
+    """
+    import sys
+    from persistkit.core import Journal
+    from persistkit.core.testing import record_calls
+
+    journal = Journal(sys.argv[1])
+    end = journal.append(sys.argv[2].encode())
+    print(end, flush=True)
+    sys.stdin.readline()  # the test says when to flush
+    calls = record_calls(lambda: journal.flush(end))
+    flushed = sum(call.name == "fdatasync" for call in calls)
+    print(flushed, flush=True)
+    """
+)
+
+
+def spawn(script: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def records(path: Path) -> list[bytes]:
+    with Journal(path) as journal:
+        return [record.data for record in journal.records()]
+
+
+def test_independent_processes_commit_concurrently_and_each_record_lands_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal"
+    Journal(path).close()
+    writers = [spawn(WRITER, str(path), f"w{n}", "150") for n in range(6)]
+    acked = []
+    for writer in writers:
+        out, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err
+        acked.extend(out.split())
+    Path(f"{path}-shm").unlink()  # recover from the log alone, as after a reboot
+    found = [data.decode() for data in records(path)]
+    assert len(acked) == 900
+    assert Counter(found) == Counter(acked)
+    for n in range(6):
+        assert [x for x in found if x.startswith(f"w{n}:")] == [f"w{n}:{i}" for i in range(150)]
+
+
+def test_processes_killed_while_committing_lose_no_acknowledged_record(tmp_path: Path) -> None:
+    path = tmp_path / "journal"
+    Journal(path).close()
+    writers = [spawn(WRITER, str(path), f"w{n}", "1000000") for n in range(4)]
+    acked: list[str] = []
+    assert all(writer.stdout is not None for writer in writers)
+    for writer in writers:
+        for _ in range(50):  # each has had 50 commits acknowledged
+            acked.append(writer.stdout.readline().strip())  # type: ignore[union-attr]
+    for writer in writers:
+        writer.send_signal(signal.SIGKILL)
+    for writer in writers:
+        out, _ = writer.communicate(timeout=60)
+        acked.extend(out.split())
+    counts = Counter(data.decode() for data in records(path))
+    assert all(counts[name] == 1 for name in acked)
+    assert max(counts.values()) == 1
+    with Journal(path) as journal:
+        journal.commit(b"after the kills")
+    assert records(path)[-1] == b"after the kills"
+
+
+def _blocked_on_flock(pids: set[int]) -> set[int]:
+    waiting = set()
+    with open("/proc/locks", encoding="ascii") as locks:
+        for line in locks:
+            fields = line.split()
+            if len(fields) > 5 and fields[1] == "->" and fields[2] == "FLOCK":
+                waiting.add(int(fields[5]))
+    return waiting & pids
+
+
+def test_followers_of_a_leader_killed_mid_flush_flush_themselves(tmp_path: Path) -> None:
+    path = tmp_path / "journal"
+    with Journal(path) as journal:
+        journal.commit(b"before")
+    # The followers' records are appended first, so the leader's flush would cover them:
+    # had it published them as flushed before its fdatasync, they would return undurable.
+    followers = [spawn(FOLLOWER, str(path), f"follower {n}") for n in range(3)]
+    ends = [int(follower.stdout.readline()) for follower in followers]  # type: ignore[union-attr]
+    leader = spawn(LEADER, str(path))
+    assert leader.stdout is not None
+    assert leader.stdout.readline().strip() == "holding the flush lock"
+    for follower in followers:
+        follower.stdin.write("flush\n")  # type: ignore[union-attr]
+        follower.stdin.flush()  # type: ignore[union-attr]
+    # Wait until the kernel lists every follower as blocked on the leader's flush lock.
+    pids = {follower.pid for follower in followers}
+    while _blocked_on_flock(pids) != pids:
+        assert all(follower.poll() is None for follower in followers)
+        os.sched_yield()
+    leader.send_signal(signal.SIGKILL)
+    leader.wait(timeout=60)
+    flushes = []
+    for follower in followers:
+        out, err = follower.communicate(timeout=60)  # a hang fails here
+        assert follower.returncode == 0, err
+        flushes.append(int(out))
+    # The leader died before its fdatasync: a follower had to flush, once for all of them.
+    assert sum(flushes) == 1
+    with Journal(path) as journal:
+        assert all(end <= journal.end for end in ends)
+    found = records(path)
+    assert found[0] == b"before"
+    assert sorted(found[1:]) == [b"follower 0", b"follower 1", b"follower 2", b"leader"]
