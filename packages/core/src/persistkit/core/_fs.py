@@ -215,9 +215,3 @@ def fdatasync(fd: int, path: str) -> None:
         os.fsync(fd)
         return
     os.fdatasync(fd)
-
-
-def ftruncate(fd: int, size: int, path: str) -> None:
-    """Set the size of an open file (cutting it, or extending it with a hole)."""
-    checkpoint("truncate", path)
-    os.ftruncate(fd, size)

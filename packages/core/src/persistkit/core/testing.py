@@ -1,7 +1,7 @@
 """Prove crash safety: crash an operation at each of its filesystem calls, or make one fail.
 
 Every call by which persistkit changes the disk (create, write, chmod, setxattr, fsync,
-fdatasync, truncate, rename, link, unlink, mkdir, rmdir, directory fsync, syncfs) passes one
+fdatasync, rename, link, unlink, mkdir, rmdir, directory fsync, syncfs) passes one
 seam. These helpers
 hook that seam:
 
@@ -88,7 +88,7 @@ class FsCall:
     Attributes:
         index: its position among the operation's calls, from 1.
         name: ``create``, ``write``, ``chmod``, ``setxattr``, ``fsync``, ``fdatasync``,
-            ``truncate``, ``rename``, ``renameat2``, ``link``, ``unlink``, ``mkdir``,
+            ``rename``, ``renameat2``, ``link``, ``unlink``, ``mkdir``,
             ``rmdir``, ``fsync_dir`` or ``syncfs``.
         path: the file or directory it concerns (the destination, for renames).
     """
