@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
 
 from persistkit.core import Journal
+from persistkit.core.testing import kill_hard, spawn_python
 
 WRITER = textwrap.dedent(
     """
@@ -62,16 +60,6 @@ FOLLOWER = textwrap.dedent(
 )
 
 
-def spawn(script: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", script, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def records(path: Path) -> list[bytes]:
     with Journal(path) as journal:
         return [record.data for record in journal.records()]
@@ -82,11 +70,11 @@ def test_independent_processes_commit_concurrently_and_each_record_lands_once(
 ) -> None:
     path = tmp_path / "journal"
     Journal(path).close()
-    writers = [spawn(WRITER, str(path), f"w{n}", "150") for n in range(6)]
+    writers = [spawn_python(WRITER, str(path), f"w{n}", "150") for n in range(6)]
     acked = []
     for writer in writers:
-        out, err = writer.communicate(timeout=300)
-        assert writer.returncode == 0, err
+        out, _ = writer.communicate(timeout=300)
+        assert writer.returncode == 0
         acked.extend(out.split())
     Path(f"{path}-shm").unlink()  # recover from the log alone, as after a reboot
     found = [data.decode() for data in records(path)]
@@ -99,17 +87,14 @@ def test_independent_processes_commit_concurrently_and_each_record_lands_once(
 def test_processes_killed_while_committing_lose_no_acknowledged_record(tmp_path: Path) -> None:
     path = tmp_path / "journal"
     Journal(path).close()
-    writers = [spawn(WRITER, str(path), f"w{n}", "1000000") for n in range(4)]
+    writers = [spawn_python(WRITER, str(path), f"w{n}", "1000000") for n in range(4)]
     acked: list[str] = []
     assert all(writer.stdout is not None for writer in writers)
     for writer in writers:
         for _ in range(50):  # each has had 50 commits acknowledged
             acked.append(writer.stdout.readline().strip())  # type: ignore[union-attr]
     for writer in writers:
-        writer.send_signal(signal.SIGKILL)
-    for writer in writers:
-        out, _ = writer.communicate(timeout=60)
-        acked.extend(out.split())
+        acked.extend(kill_hard(writer).split())
     counts = Counter(data.decode() for data in records(path))
     assert all(counts[name] == 1 for name in acked)
     assert max(counts.values()) == 1
@@ -134,9 +119,9 @@ def test_followers_of_a_leader_killed_mid_flush_flush_themselves(tmp_path: Path)
         journal.commit(b"before")
     # The followers' records are appended first, so the leader's flush would cover them:
     # had it published them as flushed before its fdatasync, they would return undurable.
-    followers = [spawn(FOLLOWER, str(path), f"follower {n}") for n in range(3)]
+    followers = [spawn_python(FOLLOWER, str(path), f"follower {n}") for n in range(3)]
     ends = [int(follower.stdout.readline()) for follower in followers]  # type: ignore[union-attr]
-    leader = spawn(LEADER, str(path))
+    leader = spawn_python(LEADER, str(path))
     assert leader.stdout is not None
     assert leader.stdout.readline().strip() == "holding the flush lock"
     for follower in followers:
@@ -147,12 +132,11 @@ def test_followers_of_a_leader_killed_mid_flush_flush_themselves(tmp_path: Path)
     while _blocked_on_flock(pids) != pids:
         assert all(follower.poll() is None for follower in followers)
         os.sched_yield()
-    leader.send_signal(signal.SIGKILL)
-    leader.wait(timeout=60)
+    kill_hard(leader)
     flushes = []
     for follower in followers:
-        out, err = follower.communicate(timeout=60)  # a hang fails here
-        assert follower.returncode == 0, err
+        out, _ = follower.communicate(timeout=60)  # a hang fails here
+        assert follower.returncode == 0
         flushes.append(int(out))
     # The leader died before its fdatasync: a follower had to flush, once for all of them.
     assert sum(flushes) == 1
