@@ -14,26 +14,6 @@ from persistkit.core.testing import record_calls
 from persistkit.spool import FileStore, LeaseLostError, Message, Spool, _message_names
 
 
-class Clock:
-    """A clock the test moves by hand, so leases expire without waiting."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def spool(tmp_path: Path, clock: Clock) -> Spool:
-    return Spool(tmp_path / "spool", lease=60, max_tries=3, clock=clock)
-
-
 def names(spool: Spool, area: str) -> list[str]:
     return [os.path.basename(path) for path in spool.list(area)]
 

@@ -18,24 +18,6 @@ from persistkit.core.testing import snapshot_tree
 from persistkit.spool import Spool
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def spool(tmp_path: Path, clock: Clock) -> Spool:
-    return Spool(tmp_path / "spool", lease=60, max_tries=3, clock=clock)
-
-
 @pytest.fixture
 def secret(tmp_path: Path) -> Path:
     path = tmp_path / "secret"
