@@ -20,7 +20,11 @@ from persistkit.core import (
 )
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: st.lists(children) | st.dictionaries(st.text(), children),
     max_leaves=20,
 )
@@ -101,6 +105,37 @@ def test_json_dump_kwargs_reach_the_encoder(tmp_path: Path) -> None:
     codec = resolve_format("json", dump_kwargs={"separators": (",", ":")})
     write_value(tmp_path / "c.json", {"a": [1, 2]}, codec)
     assert (tmp_path / "c.json").read_text() == '{"a":[1,2]}'
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), -float("inf")])
+def test_nan_and_infinity_are_refused_before_the_file_is_touched(
+    tmp_path: Path, stream: bool, number: float
+) -> None:
+    """Issue 9, item 11: json.dumps writes them as NaN/Infinity, which is not JSON."""
+    path = tmp_path / "v.json"
+    path.write_text('{"kept": true}')
+    with pytest.raises(SerializationError) as caught:
+        write_value(path, {"ratio": [1.0, number]}, stream=stream)
+    assert "allow_nan" in str(caught.value)  # it says how to get the old behaviour
+    assert isinstance(caught.value, ValueError)  # what json users already catch
+    assert path.read_text() == '{"kept": true}'
+    assert [p.name for p in tmp_path.iterdir()] == ["v.json"]
+
+
+def test_nan_can_be_allowed_through_dump_kwargs(tmp_path: Path) -> None:
+    assert resolve_format("json").dump_kwargs == {"allow_nan": False}
+    codec = resolve_format("json", dump_kwargs={"allow_nan": True, "separators": (",", ":")})
+    assert codec.dump_kwargs == {"allow_nan": True, "separators": (",", ":")}
+    write_value(tmp_path / "v.json", {"x": float("inf")}, codec)
+    assert (tmp_path / "v.json").read_text() == '{"x":Infinity}'
+    assert read_value(tmp_path / "v.json") == {"x": float("inf")}  # reading always accepts them
+
+
+def test_json_gives_back_lists_and_string_keys() -> None:
+    """Documented: tuples come back as lists, int keys as strings (JSON has neither)."""
+    codec = resolve_format("json")
+    assert codec.loads(codec.dumps({1: (2, 3)})) == {"1": [2, 3]}
 
 
 @pytest.mark.parametrize("bad", ["yaml", object(), 42])

@@ -24,7 +24,11 @@ from persistkit.store import (
 )
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: (
         st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
     ),
@@ -174,3 +178,38 @@ def test_non_mapping_kwargs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="dump_kwargs"):
         store.open(tmp_path / "s.json", dump_kwargs=[("indent", 2)])  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), -float("inf")])
+def test_nan_and_infinity_are_refused_before_anything_is_written(
+    tmp_path: Path, number: float
+) -> None:
+    """Issue 9, item 11: json.dumps writes them as NaN/Infinity, which is not JSON."""
+    path = tmp_path / "s.json"
+    state = store.open(path, default={"kept": True})
+    state.commit()
+    state.value = {"ratio": number}
+    with pytest.raises(SerializationError, match="allow_nan"):
+        state.commit()
+    assert path.read_text() == '{"kept": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json"]
+
+
+def test_nan_is_written_when_dump_kwargs_allow_it_and_always_read(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text('{"ratio": NaN}')  # as atomic_store wrote it
+    state = store.open(path, dump_kwargs={"allow_nan": True})
+    assert state.value["ratio"] != state.value["ratio"]  # NaN, read back
+    state.value["more"] = float("inf")
+    state.commit()
+    assert path.read_text() == '{"ratio": NaN, "more": Infinity}'
+    with pytest.raises(SerializationError):
+        store.open(path).commit()  # without the opt-in, the value read cannot go back
+
+
+def test_json_gives_back_lists_and_string_keys(tmp_path: Path) -> None:
+    """Documented in the guide: JSON has no tuples and no int keys."""
+    path = tmp_path / "s.json"
+    with store.open(path, default={}) as state:
+        state.value[1] = (2, 3)
+    assert store.open(path).value == {"1": [2, 3]}

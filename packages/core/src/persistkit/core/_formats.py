@@ -4,6 +4,11 @@ A format is named (``"json"``, ``"pickle"``, ``"bson"``) or given as any module 
 has ``dump``/``load`` (file-based) or ``dumps``/``loads`` (string-based), which is how
 atomic_store users already pass formats. `resolve_format` turns any of these into a `Codec`.
 
+JSON refuses NaN and Infinity by default (``allow_nan=False``): ``json.dumps`` writes them as
+``NaN`` and ``Infinity``, which are not JSON and which other readers reject. Pass
+``dump_kwargs={"allow_nan": True}`` to write them anyway. JSON has no tuples and no
+non-string keys: a tuple comes back as a list and an int key as a string.
+
 Pickle executes code while loading: only ever load pickled files you trust.
 """
 
@@ -24,6 +29,7 @@ from persistkit.core.errors import (
 )
 
 _NAMED = ("json", "pickle", "bson")
+_JSON_DUMP_DEFAULTS: dict[str, Any] = {"allow_nan": False}
 _SMALL_INPUT = 64 << 20
 
 
@@ -34,6 +40,8 @@ class Codec:
         name: a short name for messages (``"json"``, ``"pickle"``, ``"bson"`` or the object's
             name).
         is_binary: whether files of this format are opened in binary mode.
+        dump_kwargs: the keyword arguments every dump gets (a copy).
+        load_kwargs: the keyword arguments every load gets (a copy).
 
     Encoding errors raise `SerializationError`. `decode` turns decoding errors into
     `CorruptFileError` or `UnloadableValueError` naming the file; `load` and `loads` let them
@@ -79,7 +87,7 @@ class Codec:
         except (OSError, MemoryError):
             raise
         except Exception as error:
-            raise SerializationError(f"cannot encode value as {self.name}: {error}") from error
+            raise self.encoding_error(error) from error
 
     def dumps(self, value: Any) -> bytes:
         """Return the encoded bytes of ``value`` (text formats are UTF-8)."""
@@ -93,8 +101,33 @@ class Codec:
         except MemoryError:
             raise
         except Exception as error:
-            raise SerializationError(f"cannot encode value as {self.name}: {error}") from error
+            raise self.encoding_error(error) from error
         return encoded.encode("utf-8") if isinstance(encoded, str) else bytes(encoded)
+
+    @property
+    def dump_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments every dump gets (a copy)."""
+        return dict(self._dump_kwargs)
+
+    @property
+    def load_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments every load gets (a copy)."""
+        return dict(self._load_kwargs)
+
+    def encoding_error(self, error: Exception) -> SerializationError:
+        """Return the `SerializationError` for an error this codec's encoder raised.
+
+        For callers that run the encoder themselves (a faster path, say) and must fail
+        exactly as `dump` and `dumps` do.
+        """
+        message = f"cannot encode value as {self.name}: {error}"
+        if isinstance(error, ValueError) and "Out of range float" in str(error):
+            # json's own words for NaN and Infinity, which allow_nan=False refuses.
+            message += (
+                " (NaN and Infinity are not JSON; pass dump_kwargs={'allow_nan': True} "
+                "to write them as Python's json does by default)"
+            )
+        return SerializationError(message)
 
     def load(self, file: IO[Any]) -> Any:
         """Read a value from an open file of the right mode."""
@@ -193,7 +226,9 @@ def resolve_format(
             module or object with ``dump``/``load`` or ``dumps``/``loads``.
         is_binary: open files in binary mode; by default True for every format but JSON
             (atomic_store's rule).
-        dump_kwargs: keyword arguments for every dump.
+        dump_kwargs: keyword arguments for every dump. JSON starts from
+            ``{"allow_nan": False}`` (NaN and Infinity raise `SerializationError`); pass
+            ``{"allow_nan": True}`` to write them.
         load_kwargs: keyword arguments for every load.
 
     Returns:
@@ -215,6 +250,7 @@ def resolve_format(
     if format is None or format == "json" or format is json:
         implementation: Any = json
         name = "json"
+        dump_kwargs = {**_JSON_DUMP_DEFAULTS, **(dump_kwargs or {})}
     elif format == "pickle" or format is pickle:
         implementation, name = pickle, "pickle"
     elif format == "bson" or getattr(format, "__name__", None) == "bson":

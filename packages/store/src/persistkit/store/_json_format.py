@@ -16,8 +16,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
-from persistkit.core import AtomicWriter, Durability, WriteResult, write_bytes
-from persistkit.core.errors import SerializationError
+from persistkit.core import AtomicWriter, Codec, Durability, WriteResult, write_bytes
 
 _SLICE = 1 << 18
 """Characters encoded and written per call: large enough that the per-call cost vanishes,
@@ -49,18 +48,18 @@ class SlicedJson:
 SLICED_JSON = SlicedJson()
 
 
-def _encoding_failed(error: Exception) -> SerializationError:
-    return SerializationError(f"cannot encode value as json: {error}")
-
-
 def write_json(
     path: str | os.PathLike[str],
     value: Any,
+    codec: Codec,
     dump_kwargs: Mapping[str, Any],
     *,
     durability: Durability,
 ) -> WriteResult:
     """Replace ``path`` with ``value`` as UTF-8 JSON, atomically (and durably if asked).
+
+    ``dump_kwargs`` are ``codec``'s (passed in so a commit does not copy them); errors are
+    the codec's.
 
     Raises:
         SerializationError: ``value`` cannot be encoded; the file was not touched.
@@ -72,7 +71,7 @@ def write_json(
     except MemoryError:
         raise
     except (TypeError, ValueError, RecursionError) as error:
-        raise _encoding_failed(error) from error
+        raise codec.encoding_error(error) from error
     if small is not None:
         return write_bytes(path, small, durability=durability)
     writer = AtomicWriter(path, "wb", durability=durability)
@@ -81,7 +80,7 @@ def write_json(
             for piece in _slices(text):
                 file.write(piece.encode("utf-8"))
     except UnicodeEncodeError as error:  # a lone surrogate with ensure_ascii=False
-        raise _encoding_failed(error) from error
+        raise codec.encoding_error(error) from error
     if writer.result is None:  # pragma: no cover - a finished writer always has a result
         raise RuntimeError("the writer finished without a result")
     return writer.result

@@ -8,13 +8,14 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Any, Generic, TypeVar, get_args
+from typing import Any, Generic, TypeVar
 
 from persistkit.core import (
     Codec,
     Durability,
     FileLock,
     WriteResult,
+    check_durability,
     read_value,
     resolve_format,
     write_value,
@@ -25,7 +26,8 @@ from persistkit.store.errors import TransactionError
 
 T = TypeVar("T")
 
-_DURABILITIES = frozenset(get_args(Durability))
+# Core's defaults for JSON (allow_nan=False), which the store's faster JSON writer keeps.
+_JSON_DEFAULTS = resolve_format("json").dump_kwargs
 
 
 def _is_json(format: Any) -> bool:
@@ -45,7 +47,7 @@ def _resolve(
         return resolve_format(
             SLICED_JSON,
             is_binary=False if is_binary is None else is_binary,
-            dump_kwargs=dump_kwargs,
+            dump_kwargs={**_JSON_DEFAULTS, **(dump_kwargs or {})},
             load_kwargs=load_kwargs,
         )
     return resolve_format(
@@ -103,13 +105,10 @@ class AtomicStore(Generic[T]):
         *,
         durability: Durability = "durable",
     ) -> None:
-        if durability not in _DURABILITIES:
-            raise InvalidArgumentError(
-                f"durability must be one of {sorted(_DURABILITIES)}, not {durability!r}"
-            )
+        check_durability(durability)
         self.path = os.fspath(path)
         self.codec = _resolve(format, is_binary, dump_kwargs, load_kwargs)
-        self._json_dump_kwargs = dict(dump_kwargs or {}) if _is_json(format) else None
+        self._json_dump_kwargs = self.codec.dump_kwargs if _is_json(format) else None
         self.durability: Durability = durability
         self.ignore_inner_exits = bool(ignore_inner_exits)
         self._default = _copy_default(default)
@@ -169,7 +168,11 @@ class AtomicStore(Generic[T]):
         """
         if self._json_dump_kwargs is not None:
             return write_json(
-                self.path, self.value, self._json_dump_kwargs, durability=self.durability
+                self.path,
+                self.value,
+                self.codec,
+                self._json_dump_kwargs,
+                durability=self.durability,
             )
         # Other formats encode straight into core's temporary file (pickle streams).
         return write_value(
