@@ -11,9 +11,9 @@ import textwrap
 
 import pytest
 
+from persistkit.core import FileLock
 from persistkit.core.errors import LockTimeoutError
 from persistkit.tracker import POD, SharedPOD, SharedTracker
-from persistkit.tracker._store import store_lock
 from persistkit.tracker.errors import ClosedStoreError
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -92,7 +92,7 @@ def test_locking_one_store_does_not_block_another(tmp_path):
             other["x"] = 1
         assert other["x"] == 1
         with pytest.raises(LockTimeoutError):
-            store_lock(os.path.realpath(tmp_path / "a")).acquire(timeout=0)
+            FileLock.for_path(tmp_path / "a" / "persistkit-tracker.lock").acquire(timeout=0)
     finally:
         holder.communicate("done\n")
     assert holder.returncode == 0

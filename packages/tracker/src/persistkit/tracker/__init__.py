@@ -44,6 +44,7 @@ from persistkit.tracker.errors import (
     InvalidKeyError,
     PersistentOrderedDictException,
     PersistentOrderedDictIntegrityError,
+    ReadOnlyStoreError,
     StoreMismatchError,
     TrackerError,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "PersistentOrderedDictIntegrityError",
     "Progress",
     "ProgressTracker",
+    "ReadOnlyStoreError",
     "SharedPOD",
     "SharedPersistentOrderedDict",
     "SharedProgressTracker",

@@ -7,6 +7,7 @@ import errno
 import os
 from typing import Any
 
+from persistkit.tracker._store import find_store
 from persistkit.tracker._tracker import Tracker
 
 _BAR_WIDTH = 40
@@ -22,10 +23,16 @@ def register(commands: Any) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    # Opening a tracker creates a missing folder; inspecting must never create anything.
+    # Inspecting opens the store for reading only: nothing is created, recovered or swept,
+    # and a folder that holds no store is an error rather than a new empty tracker.
     if not os.path.isdir(args.path):
         raise FileNotFoundError(errno.ENOENT, "no tracker here", args.path)
-    tracker = Tracker(args.path, clone=False)
+    gzipped = find_store(args.path)
+    if gzipped is None:
+        raise FileNotFoundError(
+            errno.ENOENT, "no tracker here (no persistkit-tracker.json, no 0.json)", args.path
+        )
+    tracker = Tracker(args.path, gzipped=gzipped, read_only=True)
     try:
         progress = tracker.progress()
     finally:

@@ -8,6 +8,7 @@ tastypy or persistkit wrote, but it is honoured when reading). Values are plain 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from itertools import chain, repeat
@@ -27,15 +28,15 @@ def _unsupported(value: object) -> object:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _make_encoder() -> Callable[[Any], str]:
+def _make_encoder(*, allow_nan: bool) -> Callable[[Any], str]:
     # json.dumps builds a new C encoder on every call; building it once makes encoding a
     # small value about three times faster. The arguments are json.dumps' defaults
-    # (ensure_ascii, allow_nan, ", " and ": "). No circular-reference markers: a cycle ends
-    # in RecursionError, which encode_value reports like json's ValueError.
+    # (ensure_ascii, ", " and ": "), with allow_nan chosen. No circular-reference markers: a
+    # cycle ends in RecursionError, which encode_value reports like json's ValueError.
     make = getattr(encoder, "c_make_encoder", None)
     if make is None:  # pragma: no cover - Pythons without the _json accelerator
-        return json.JSONEncoder().encode
-    iterencode = make(None, _unsupported, _encode_str, None, ": ", ", ", False, False, True)
+        return json.JSONEncoder(allow_nan=allow_nan).encode
+    iterencode = make(None, _unsupported, _encode_str, None, ": ", ", ", False, False, allow_nan)
 
     def encode(value: Any) -> str:
         return "".join(iterencode(value, 0))
@@ -44,7 +45,11 @@ def _make_encoder() -> Callable[[Any], str]:
     return encode
 
 
-_encode = _make_encoder()
+# New values are encoded strictly: NaN and Infinity are not JSON, and other readers of the
+# files (jq, JavaScript, most JSON libraries) refuse them. A value tastypy wrote with them is
+# read, and written back as it was while it does not change (see encode_line_keeping).
+_encode = _make_encoder(allow_nan=False)
+_encode_lenient = _make_encoder(allow_nan=True)
 _chunks: Callable[[Any, int], Iterable[str]] | None = getattr(_encode, "chunks", None)
 _TAB_ESCAPE = re.compile(r"(^|[^\\])\\t")
 
@@ -80,13 +85,16 @@ def encode_value(value: Any) -> str:
         raise SerializationError(f"value cannot be stored as JSON: {error}") from error
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def check_value(value: Any) -> None:
-    """Raise `SerializationError` if ``value`` cannot be stored as JSON."""
+    """Raise `SerializationError` if ``value`` cannot be stored as JSON.
+
+    NaN and infinite floats are refused: JSON has no spelling for them.
+    """
     kind = type(value)
-    if kind in _SCALARS:
+    if kind in _SCALARS or (kind is float and math.isfinite(value)):
         return
     if kind is dict and len(value) <= 16:
         # A small flat dict of scalars (a task, a record) is always valid: checking that is
@@ -111,13 +119,40 @@ def encode_key(key: Key) -> str:
     return text.replace("\\", "\\\\") if "\\" in text else text
 
 
+def encode_keys(keys: list[Key]) -> str:
+    """Return one canonical JSON text for a list of keys (what a shard's record sums)."""
+    return _encode(keys)
+
+
 def encode_line(key: Key, value: Any) -> str:
     """Return one line of a shard file, without its newline."""
     return f"{encode_key(key)}\t{encode_value(value)}"
 
 
+def encode_line_keeping(key: Key, value: Any, old_line: str | None) -> str:
+    """Return ``key``'s line; a value that only JSON's NaN or Infinity can spell may stay.
+
+    Such a value is refused (`SerializationError`) unless its line equals ``old_line``: a
+    value read from a file tastypy wrote is written back unchanged.
+    """
+    try:
+        return encode_line(key, value)
+    except SerializationError:
+        try:
+            line = f"{encode_key(key)}\t{_encode_lenient(value)}"
+        except (TypeError, ValueError, RecursionError):
+            line = None
+        if line is not None and line == old_line:
+            return line
+        raise
+
+
 def encode_lines(keys: list[Key], values: dict[Key, Any]) -> str:
-    """Return the text of a shard file holding ``keys`` (newline-terminated lines)."""
+    """Return the text of a shard file holding ``keys`` (newline-terminated lines).
+
+    Raises:
+        SerializationError: a value cannot be stored as JSON (NaN and Infinity included).
+    """
     # Whole-shard encoding is what a bulk load waits for, so the loop runs in C: map() over
     # the C encoder, then one join of key, tab, value, newline for every line.
     try:

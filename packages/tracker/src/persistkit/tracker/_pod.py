@@ -9,12 +9,19 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar
 
 from persistkit.core import Durability, check_durability, make_dirs
-from persistkit.core.errors import InvalidArgumentError
+from persistkit.core.errors import InvalidArgumentError, SerializationError
 from persistkit.tracker import _exit_hooks
 from persistkit.tracker._exit_hooks import GUARD
-from persistkit.tracker._lines import Key, check_value, encode_line, encode_lines, normalize_key
+from persistkit.tracker._lines import (
+    Key,
+    check_value,
+    encode_key,
+    encode_line_keeping,
+    encode_lines,
+    normalize_key,
+)
 from persistkit.tracker._set_proxy import IN_PLACE, DeepProxy
-from persistkit.tracker._store import Signature, StoreFolder
+from persistkit.tracker._store import Manifest, ShardFile, ShardRecord, Signature, StoreFolder
 from persistkit.tracker.errors import ClosedStoreError, IntegrityError, StoreMismatchError
 
 DEFAULT_FILE_SIZE = 1000
@@ -39,13 +46,25 @@ def task_flags(value: Any) -> int:
 class _Shard:
     """The keys of one shard file, in order, and what is known about the file on disk."""
 
-    __slots__ = ("disk_count", "keys", "rewrite", "signature")
+    __slots__ = ("disk_count", "keys", "record", "rewrite", "signature")
 
-    def __init__(self, keys: list[Key], disk_count: int, signature: Signature | None) -> None:
+    def __init__(
+        self,
+        keys: list[Key],
+        disk_count: int,
+        signature: Signature | None,
+        record: ShardRecord | None,
+    ) -> None:
         self.keys = keys
         self.disk_count = disk_count  # keys[:disk_count] are the file's lines, in order
         self.signature = signature
+        self.record = record  # what the file on disk holds (None: no file yet)
         self.rewrite = False  # a key was removed: the file must be written from scratch
+
+    @classmethod
+    def read(cls, shard: ShardFile) -> _Shard:
+        """Return the shard of a file just read."""
+        return cls(shard.keys, len(shard.keys), shard.signature, shard.record)
 
 
 class StoreState:
@@ -59,10 +78,16 @@ class StoreState:
     """
 
     def __init__(
-        self, folder: str, *, gzipped: bool, file_size: int, durability: Durability
+        self,
+        folder: str,
+        *,
+        gzipped: bool,
+        file_size: int,
+        durability: Durability,
+        read_only: bool = False,
     ) -> None:
         self.folder = folder
-        self.files = StoreFolder(folder, gzipped)
+        self.files = StoreFolder(folder, gzipped, read_only=read_only)
         self.gzipped = gzipped
         self.file_size = file_size
         self.durability: Durability = durability
@@ -81,34 +106,42 @@ class StoreState:
     # -- loading ------------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Read the whole store from disk, finishing an interrupted sync first."""
-        with self.files.lock:
-            manifest = self.files.recover(self.durability)
-            if manifest is not None:
-                count, generation, tastypy_rules = manifest.shards, manifest.generation, False
-            else:
-                count = self.files.shard_count_without_manifest(self.file_size)
-                generation, tastypy_rules = 0, True
+        """Read the whole store from disk, finishing an interrupted sync first.
+
+        Raises:
+            IntegrityError: a shard is missing, undecodable, or holds less than (or other
+                keys than) the manifest records; nothing is written.
+        """
+        files = self.files
+        with files.lock:
+            # Reading only: a commit left half done is read as committed, not finished.
+            manifest = files.read_manifest() if files.read_only else files.recover(self.durability)
+            layout = files.layout(manifest)
             values: dict[Key, Any] = {}
             shard_of: dict[Key, int] = {}
             shards: list[_Shard] = []
-            for index in range(count):
-                shard = self.files.read_shard(index)
-                if tastypy_rules and index < count - 1 and len(shard.keys) != self.file_size:
+            for index, path in enumerate(layout.sources):
+                if index == layout.optional and not os.path.exists(path):
+                    break  # a new shard announced by a one-shard sync that did not happen
+                shard = files.read_shard(
+                    path, layout.expected[index], layout.alternatives.get(index)
+                )
+                last = index == len(layout.sources) - 1
+                if manifest is None and not last and len(shard.keys) != self.file_size:
                     raise IntegrityError(
-                        self.files.shard_path(index),
+                        path,
                         f"has {len(shard.keys)} lines instead of file_size={self.file_size} "
                         "(a store written by tastypy must be opened with its file_size)",
                     )
                 before = len(values)
                 values.update(zip(shard.keys, shard.values, strict=True))
                 if len(values) - before != len(shard.keys):
-                    raise IntegrityError(self.files.shard_path(index), "a key appears twice")
+                    raise IntegrityError(path, "a key appears twice")
                 shard_of.update(dict.fromkeys(shard.keys, index))
-                shards.append(_Shard(shard.keys, len(shard.keys), shard.signature))
+                shards.append(_Shard.read(shard))
         self.values, self.shard_of, self.shards = values, shard_of, shards
-        self.disk_shards = count
-        self.generation = generation
+        self.disk_shards = len(shards)
+        self.generation = manifest.generation if manifest is not None else 0
         self.pending = {}
         self.rewrite_shards = set()
         self.force_shards = set()
@@ -126,30 +159,36 @@ class StoreState:
             if self.generation != 0:
                 self.load()
             return
-        unfinished = any(
-            os.path.exists(files.pending_path(manifest.generation, index))
-            for index in manifest.commit
-        ) or os.path.exists(files.shard_path(manifest.shards))
-        if unfinished:
+        unfinished = files.unfinished(manifest)
+        if unfinished and not files.read_only:
             # A writer died between its commit point and the end of its renames.
             files.recover(self.durability)
         if manifest.generation == self.generation and not unfinished:
             return
         changed = manifest.changed_since(self.generation)
-        if changed is None or self.pending or self.rewrite_shards:
+        if changed is None or unfinished or self.pending or self.rewrite_shards:
             self.load()
             return
-        self._reload_shards(sorted(changed), manifest.shards)
+        self._reload_shards(sorted(changed), manifest)
         self.generation = manifest.generation
 
-    def _reload_shards(self, indexes: list[int], count: int) -> None:
+    def _reload_shards(self, indexes: list[int], manifest: Manifest) -> None:
         counts = self.counts
+        count = manifest.shards
+        alternative = manifest.alternative
         while len(self.shards) < count:
-            self.shards.append(_Shard([], 0, None))
+            self.shards.append(_Shard([], 0, None, None))
         for index in indexes:
             if index >= count:
                 continue
-            shard = self.files.read_shard(index)
+            path = self.files.shard_path(index)
+            old = None
+            if alternative is not None and alternative[0] == index:
+                old = alternative[1]
+                if old is None and index == count - 1 and not os.path.exists(path):
+                    count -= 1  # a new shard announced by a one-shard sync that did not happen
+                    break
+            shard = self.files.read_shard(path, manifest.records[index], old)
             self._drop_keys(self.shards[index].keys, index)
             for key, value in zip(shard.keys, shard.values, strict=True):
                 if counts is not None:
@@ -158,7 +197,7 @@ class StoreState:
                     self._count(value, 1)
                 self.values[key] = value
                 self.shard_of[key] = index
-            self.shards[index] = _Shard(shard.keys, len(shard.keys), shard.signature)
+            self.shards[index] = _Shard.read(shard)
         for index in range(count, len(self.shards)):
             self._drop_keys(self.shards[index].keys, index)
         del self.shards[count:]
@@ -224,7 +263,7 @@ class StoreState:
         shards = self.shards
         last = shards[-1] if shards else None
         if last is None or len(last.keys) >= self.file_size:
-            last = _Shard([], 0, None)
+            last = _Shard([], 0, None, None)
             shards.append(last)
         last.keys.append(key)
         self.shard_of[key] = len(shards) - 1
@@ -292,18 +331,37 @@ class StoreState:
         if not texts and count == self.disk_shards:
             self._synced(texts, count)
             return False
-        data = {index: self.files.encode(text) for index, text in texts.items()}
+        self.files.refuse_writes()
+        files: dict[int, tuple[bytes, ShardRecord]] = {}
+        for index, text in texts.items():
+            raw = text.encode("utf-8")
+            files[index] = (
+                self.files.encode_raw(raw),
+                ShardRecord.of(raw, self.shards[index].keys),
+            )
+        records: list[ShardRecord] = []
+        for index in range(count):
+            record = files[index][1] if index in files else self.shards[index].record
+            if record is None:  # pragma: no cover - a shard not on disk always has new text
+                raise AssertionError(f"shard {index} has neither a file nor new content")
+            records.append(record)
+        disk: list[ShardRecord] = []
+        for shard in self.shards[: self.disk_shards]:
+            if shard.record is None:  # pragma: no cover - every shard read has a record
+                raise AssertionError("a shard on disk has no record")
+            disk.append(shard.record)
         with self.files.lock:
             manifest = self.files.commit(
-                data,
-                shards=count,
-                known_shards=self.disk_shards,
+                files,
+                records,
+                disk,
                 file_size=self.file_size,
                 durability=durability or self.durability,
             )
             for index in texts:
                 shard = self.shards[index]
                 shard.signature = self.files.signature(index)
+                shard.record = files[index][1]
         previous = self.generation
         self.generation = manifest.generation if manifest.generation == previous + 1 else -1
         self._synced(texts, count)
@@ -328,6 +386,9 @@ class StoreState:
 
         When the file on disk is still the one this process last read or wrote, only the
         lines of pending keys are encoded and the others are reused as they are.
+
+        Raises:
+            SerializationError: a pending value cannot be stored as JSON.
         """
         shard = self.shards[index]
         values = self.values
@@ -340,7 +401,7 @@ class StoreState:
                 for where in range(shard.disk_count):
                     key = members[where]
                     if key in pending:
-                        line = encode_line(key, values[key])
+                        line = encode_line_keeping(key, values[key], lines[where])
                         if lines[where] != line:
                             lines[where] = line
                             changed = True
@@ -348,7 +409,23 @@ class StoreState:
                     lines.append(encode_lines(members[shard.disk_count :], values)[:-1])
                     changed = True
                 return "\n".join(lines) + "\n" if changed else None
-        return encode_lines(shard.keys, values)
+        try:
+            return encode_lines(shard.keys, values)
+        except SerializationError:
+            return self._shard_text_keeping(index)
+
+    def _shard_text_keeping(self, index: int) -> str:
+        """Encode shard ``index`` line by line, keeping NaN or Infinity a file already holds."""
+        shard = self.shards[index]
+        old: dict[str, str] = {}
+        if index < self.disk_shards:
+            for line in self.files.read_lines(index, shard.signature) or []:
+                old[line.partition("\t")[0]] = line
+        lines = [
+            encode_line_keeping(key, self.values[key], old.get(encode_key(key)))
+            for key in shard.keys
+        ]
+        return "".join(line + "\n" for line in lines)
 
 
 class PersistentOrderedDict(MutableMapping[Any, Any]):
@@ -380,11 +457,16 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
         clone: share memory with the other PODs of this process on the same folder.
         durability: ``"durable"`` (fsync: a sync survives power loss) or ``"atomic"`` (no
             fsync: a sync survives a crash of the process, not of the machine).
+        read_only: open for reading only: nothing is created or changed on disk (a shared
+            lock is taken where the lock file exists), and changing the store raises
+            `ReadOnlyStoreError`. A folder this process cannot write to (a read-only mount,
+            a snapshot, someone else's backup) always opens this way.
 
     Raises:
         IntegrityError: the store's files are damaged (they are left untouched).
         StoreMismatchError: ``gzipped`` does not match the files, or a live clone has other
             settings.
+        FileNotFoundError: ``read_only`` and there is no folder.
 
     Example:
         >>> pod = POD("results.pod")  # doctest: +SKIP
@@ -413,23 +495,32 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
         clone: bool = True,
         *,
         durability: Durability = "durable",
+        read_only: bool = False,
     ) -> None:
         if not isinstance(file_size, int) or isinstance(file_size, bool) or file_size < 1:
             raise InvalidArgumentError(f"file_size must be a positive int, not {file_size!r}")
         if not isinstance(sync_at, int) or isinstance(sync_at, bool) or sync_at < 0:
             raise InvalidArgumentError(f"sync_at must be an int >= 0, not {sync_at!r}")
         check_durability(durability)
-        folder = _prepare_folder(path)
+        folder, read_only = _prepare_folder(path, read_only)
         self.sync_at = sync_at
         self._hold = False
-        self._state = self._open_state(folder, bool(gzipped), file_size, clone, durability)
+        self._state = self._open_state(
+            folder, bool(gzipped), file_size, clone and not read_only, durability, read_only
+        )
         self.set = DeepProxy(self._call_deep)
         if init:
             self.update(init)
 
     @classmethod
-    def _open_state(
-        cls, folder: str, gzipped: bool, file_size: int, clone: bool, durability: Durability
+    def _open_state(  # noqa: PLR0917 - private, called from one place
+        cls,
+        folder: str,
+        gzipped: bool,
+        file_size: int,
+        clone: bool,
+        durability: Durability,
+        read_only: bool,
     ) -> StoreState:
         with cls._clones_guard:
             state = cls._clones.get(folder) if clone else None
@@ -440,7 +531,13 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
                         f"{state.gzipped}, file_size={state.file_size}"
                     )
                 return state
-            state = StoreState(folder, gzipped=gzipped, file_size=file_size, durability=durability)
+            state = StoreState(
+                folder,
+                gzipped=gzipped,
+                file_size=file_size,
+                durability=durability,
+                read_only=read_only,
+            )
             with _exit_hooks.signals_deferred():
                 state.load()
             if clone:
@@ -455,10 +552,20 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
         """The store's folder (absolute, symlinks resolved)."""
         return self._state.folder
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the store was opened for reading only (asked for, or read-only media)."""
+        return self._state.files.read_only
+
     def _live(self) -> StoreState:
         state = self._state
         if state.closed:
             raise ClosedStoreError(f"the store {state.folder!r} was closed")
+        return state
+
+    def _writable(self) -> StoreState:
+        state = self._live()
+        state.files.refuse_writes()
         return state
 
     def __getitem__(self, key: Any) -> Any:
@@ -476,8 +583,8 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
     def __setitem__(self, key: Any, value: Any) -> None:
         # The hot path of bulk loading: kept flat on purpose (see the batched-sets benchmark).
         state = self._state
-        if state.closed:
-            self._live()
+        if state.closed or state.files.read_only:
+            self._writable()
         kind = type(key)
         if kind is not str and kind is not int:
             key = normalize_key(key)
@@ -513,7 +620,7 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
         return value
 
     def __delitem__(self, key: Any) -> None:
-        state = self._live()
+        state = self._writable()
         key = normalize_key(key)
         if key not in state.values:
             raise KeyError(key)
@@ -602,7 +709,7 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
 
     def clear(self) -> None:
         """Remove every key; the next sync empties the store (atomically, like any sync)."""
-        state = self._live()
+        state = self._writable()
         with _exit_hooks.signals_deferred():
             state.clear()
         self._maybe_sync()
@@ -725,7 +832,7 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
     def _call_deep(self, path: tuple[Any, ...], method: str, *args: Any, **kwargs: Any) -> Any:
         if not path:
             return getattr(self, method)(*args, **kwargs)
-        state = self._live()
+        state = self._writable()
         key = normalize_key(path[0])
         target = state.values[key]
         for part in path[1:]:
@@ -759,14 +866,22 @@ def _call_method(target: Any, method: str, args: tuple[Any, ...], kwargs: dict[s
     return result
 
 
-def _prepare_folder(path: str | os.PathLike[str]) -> str:
+def _prepare_folder(path: str | os.PathLike[str], read_only: bool) -> tuple[str, bool]:
+    """Return the store's folder and whether it opens for reading only.
+
+    A folder this process may not write to (a read-only mount, a backup owned by someone
+    else) opens for reading: nothing is created there. A missing folder is created, unless
+    the store is opened for reading.
+    """
     folder = os.path.realpath(os.path.expanduser(os.fspath(path)))
     if os.path.isdir(folder):
-        return folder
+        return folder, read_only or not os.access(folder, os.W_OK)
     if os.path.exists(folder):
         raise NotADirectoryError(errno.ENOTDIR, "a POD's path must be a folder", folder)
+    if read_only:
+        raise FileNotFoundError(errno.ENOENT, "no store here", folder)
     make_dirs(folder)
-    return folder
+    return folder, False
 
 
 POD = PersistentOrderedDict

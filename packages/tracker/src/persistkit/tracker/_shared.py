@@ -103,6 +103,7 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         file_size: keys per shard file.
         sync_at: make this process's changes durable (fsync) once this many keys changed.
         durability: ``"durable"`` or ``"atomic"`` (never fsync).
+        read_only: open for reading only (see `POD`); read-only media always open so.
 
     Example:
         >>> pod = SharedPOD("counts.pod", init={"hits": 0})  # doctest: +SKIP
@@ -121,12 +122,14 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         sync_at: int = DEFAULT_SYNC_AT,
         *,
         durability: Durability = "durable",
+        read_only: bool = False,
     ) -> None:
         self._options: dict[str, Any] = {
             "gzipped": gzipped,
             "file_size": file_size,
             "sync_at": sync_at,
             "durability": durability,
+            "read_only": read_only,
         }
         self._open(path)
         if init:
@@ -155,6 +158,7 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
             sync_at=options["sync_at"],
             clone=False,
             durability=options["durability"],
+            read_only=options["read_only"],
         )
 
     def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
@@ -478,6 +482,7 @@ class SharedProgressTracker(SharedPersistentOrderedDict):
         file_size: tasks per shard file.
         sync_at: make this process's changes durable once this many keys changed.
         durability: ``"durable"`` or ``"atomic"``.
+        read_only: open for reading only (see `POD`); read-only media always open so.
 
     Example:
         >>> tracker = SharedTracker("jobs.tracker", max_tries=2)  # doctest: +SKIP
@@ -499,11 +504,20 @@ class SharedProgressTracker(SharedPersistentOrderedDict):
         sync_at: int = DEFAULT_SYNC_AT,
         *,
         durability: Durability = "durable",
+        read_only: bool = False,
     ) -> None:
         if not isinstance(max_tries, int) or isinstance(max_tries, bool) or max_tries < 0:
             raise InvalidArgumentError(f"max_tries must be an int >= 0, not {max_tries!r}")
         self._max_tries = max_tries
-        super().__init__(path, init, gzipped, file_size, sync_at, durability=durability)
+        super().__init__(
+            path,
+            init,
+            gzipped,
+            file_size,
+            sync_at,
+            durability=durability,
+            read_only=read_only,
+        )
 
     def _make_inner(self, path: str | os.PathLike[str]) -> PersistentOrderedDict:
         options = self._options
@@ -515,6 +529,7 @@ class SharedProgressTracker(SharedPersistentOrderedDict):
             sync_at=options["sync_at"],
             clone=False,
             durability=options["durability"],
+            read_only=options["read_only"],
         )
 
     def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:

@@ -74,6 +74,7 @@ class ProgressTracker(PersistentOrderedDict):
         sync_at: sync once this many keys are pending.
         clone: share memory with other trackers and PODs of this process on the folder.
         durability: ``"durable"`` or ``"atomic"``.
+        read_only: open for reading only (see `POD`); read-only media always open so.
 
     Example:
         >>> tracker = Tracker("urls.tracker", max_tries=3)  # doctest: +SKIP
@@ -94,11 +95,21 @@ class ProgressTracker(PersistentOrderedDict):
         clone: bool = True,
         *,
         durability: Durability = "durable",
+        read_only: bool = False,
     ) -> None:
         if not isinstance(max_tries, int) or isinstance(max_tries, bool) or max_tries < 0:
             raise InvalidArgumentError(f"max_tries must be an int >= 0, not {max_tries!r}")
         self.max_tries = max_tries
-        super().__init__(path, init, gzipped, file_size, sync_at, clone, durability=durability)
+        super().__init__(
+            path,
+            init,
+            gzipped,
+            file_size,
+            sync_at,
+            clone,
+            durability=durability,
+            read_only=read_only,
+        )
 
     _checks_values = True
 
@@ -168,6 +179,7 @@ class ProgressTracker(PersistentOrderedDict):
 
     def _task(self, key: Any) -> dict[str, Any]:
         """Return the task dict of ``key`` (KeyError if absent), marked for the next sync."""
+        self._writable()
         task: dict[str, Any] = self[key]
         return task
 

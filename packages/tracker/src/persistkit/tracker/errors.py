@@ -9,7 +9,12 @@ written for tastypy keep working.
 
 from __future__ import annotations
 
-from persistkit.core.errors import CorruptFileError, InvalidArgumentError, PersistkitError
+from persistkit.core.errors import (
+    CorruptFileError,
+    InvalidArgumentError,
+    PersistkitError,
+    PersistkitOSError,
+)
 
 __all__ = [
     "CalledClosedTrackerError",
@@ -19,6 +24,7 @@ __all__ = [
     "InvalidKeyError",
     "PersistentOrderedDictException",
     "PersistentOrderedDictIntegrityError",
+    "ReadOnlyStoreError",
     "StoreMismatchError",
     "TrackerError",
 ]
@@ -52,6 +58,14 @@ class IntegrityError(TrackerError, CorruptFileError):
 
     The files are left as they are: persistkit never replaces a damaged store with an empty
     one. ``path`` names the file (or the store folder) and ``reason`` says what is wrong.
+    """
+
+
+class ReadOnlyStoreError(TrackerError, PersistkitOSError, PermissionError):
+    """A store opened for reading (``read_only=True``, or on read-only media) was changed.
+
+    Reading works as usual; a sync that would write raises this, and the files are left as
+    they are. ``errno`` is ``EROFS`` and ``filename`` the store's folder.
     """
 
 
