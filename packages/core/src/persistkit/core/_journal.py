@@ -149,7 +149,8 @@ class _SharedLog:
         self.nonce = int.from_bytes(os.urandom(4), "little")
         self._append_mutex = threading.RLock()
         self._depth = 0
-        self._flush_mutex = threading.Lock()
+        self._flush_turn = threading.Condition(threading.Lock())
+        self._flushing = False
         self.shm_path = path + "-shm"
         self.shm_fd = _fs.open_or_create(self.shm_path)
         coordination: Coordination | None = None
@@ -206,12 +207,21 @@ class _SharedLog:
 
     @contextlib.contextmanager
     def _flush_locked(self) -> Iterator[None]:
-        with self._flush_mutex:
+        """Hold the flush lock exclusively: no flush runs in any process meanwhile."""
+        with self._flush_turn:
+            while self._flushing:
+                self._flush_turn.wait()
+            self._flushing = True
+        try:
             fcntl.flock(self.shm_fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(self.shm_fd, fcntl.LOCK_UN)
+        finally:
+            with self._flush_turn:
+                self._flushing = False
+                self._flush_turn.notify_all()
 
     # -- coordination ------------------------------------------------------------------------
 
@@ -331,15 +341,39 @@ class _SharedLog:
             )
         if words[W_FLUSHED] >= upto:
             return
-        with self._flush_locked():
+        # One thread per process takes part in the cross-process protocol; the others wait
+        # for it here and return as soon as the flushed position covers them, instead of
+        # queueing behind the next leader's fdatasync.
+        with self._flush_turn:
+            while self._flushing:
+                if words[W_FLUSHED] >= upto:
+                    return
+                self._flush_turn.wait()
             if words[W_FLUSHED] >= upto:
                 return
-            if words[W_POISONED]:
-                raise SyncError(
-                    errno.EIO,
-                    "an earlier fdatasync of this journal failed; reopen it to recover",
-                    self.path,
-                )
+            self._flushing = True
+        try:
+            self._flush_across_processes(upto)
+        finally:
+            with self._flush_turn:
+                self._flushing = False
+                self._flush_turn.notify_all()
+
+    def _flush_across_processes(self, upto: int) -> None:
+        words = self.words
+        # Wait for a running leader with a shared lock: when it finishes, every waiter wakes
+        # at once and those it covered return, rather than one at a time, each behind the
+        # fdatasync of whoever was woken first.
+        fcntl.flock(self.shm_fd, fcntl.LOCK_SH)
+        covered = words[W_FLUSHED] >= upto
+        fcntl.flock(self.shm_fd, fcntl.LOCK_UN)
+        if covered:
+            return
+        fcntl.flock(self.shm_fd, fcntl.LOCK_EX)
+        try:
+            if words[W_FLUSHED] >= upto:
+                return
+            self._check_not_poisoned()
             target = words[W_END]
             try:
                 _fs.fdatasync(self.fd, self.path)
@@ -348,6 +382,16 @@ class _SharedLog:
                 raise _sync_error(error, self.path) from error
             words[W_FLUSHED] = max(words[W_FLUSHED], target)
             words[W_FLUSHES] += 1
+        finally:
+            fcntl.flock(self.shm_fd, fcntl.LOCK_UN)
+
+    def _check_not_poisoned(self) -> None:
+        if self.words[W_POISONED]:
+            raise SyncError(
+                errno.EIO,
+                "an earlier fdatasync of this journal failed; reopen it to recover",
+                self.path,
+            )
 
     def records(self, after: int | None) -> list[Record]:
         with self.locked():
@@ -368,12 +412,7 @@ class _SharedLog:
             if upto == words[W_START]:
                 return
             with self._flush_locked():
-                if words[W_POISONED]:
-                    raise SyncError(
-                        errno.EIO,
-                        "an earlier fdatasync of this journal failed; reopen it to recover",
-                        self.path,
-                    )
+                self._check_not_poisoned()
                 slot = 1 - words[W_SLOT]
                 header = make_header(slot, words[W_EPOCH] + 1, _new_salt(), upto)
                 # Marked mid-update first: whoever finds it so (this writer died) rebuilds
