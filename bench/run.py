@@ -22,7 +22,7 @@ from harness import Scratch, measure, table  # noqa: E402 - after the path is se
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("modules", nargs="*", help="core, store, iodict, tracker, spool")
+    parser.add_argument("modules", nargs="*", help="core, journal, store, iodict, tracker, spool")
     parser.add_argument("--quick", action="store_true", help="fewer operations, for a smoke run")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
