@@ -87,22 +87,24 @@ def append_fdatasync(directory: Path, n: int) -> None:
         os.close(fd)
 
 
-def preallocate_zeros(directory: Path, n: int) -> None:
+def _preallocate(directory: Path, n: int, *, written: bool) -> None:
     fd = os.open(directory / "log", os.O_WRONLY | os.O_CREAT, 0o666)
     try:
-        os.write(fd, bytes(RECORD * n + 4096))
+        if written:
+            os.write(fd, bytes(RECORD * n + 4096))
+        else:
+            os.posix_fallocate(fd, 0, RECORD * n + 4096)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def preallocate_zeros(directory: Path, n: int) -> None:
+    _preallocate(directory, n, written=True)
 
 
 def preallocate_fallocate(directory: Path, n: int) -> None:
-    fd = os.open(directory / "log", os.O_WRONLY | os.O_CREAT, 0o666)
-    try:
-        os.posix_fallocate(fd, 0, RECORD * n + 4096)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _preallocate(directory, n, written=False)
 
 
 def overwrite_fdatasync(directory: Path, n: int) -> None:
