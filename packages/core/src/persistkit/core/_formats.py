@@ -40,6 +40,7 @@ class Codec:
         name: a short name for messages (``"json"``, ``"pickle"``, ``"bson"`` or the object's
             name).
         is_binary: whether files of this format are opened in binary mode.
+        format: the module or object that encodes and decodes.
         dump_kwargs: the keyword arguments every dump gets (a copy).
         load_kwargs: the keyword arguments every load gets (a copy).
 
@@ -103,6 +104,11 @@ class Codec:
         except Exception as error:
             raise self.encoding_error(error) from error
         return encoded.encode("utf-8") if isinstance(encoded, str) else bytes(encoded)
+
+    @property
+    def format(self) -> Any:
+        """The module or object that encodes and decodes (``json``, ``pickle``, yours...)."""
+        return self._format
 
     @property
     def dump_kwargs(self) -> dict[str, Any]:

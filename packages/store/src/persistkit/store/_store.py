@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from persistkit.core import (
     Codec,
@@ -21,6 +21,7 @@ from persistkit.core import (
     write_value,
 )
 from persistkit.core.errors import InvalidArgumentError
+from persistkit.store._format_bases import WrapBinaryFormat
 from persistkit.store._json_format import SLICED_JSON, write_json
 from persistkit.store.errors import TransactionError
 
@@ -93,6 +94,8 @@ class AtomicStore(Generic[T]):
         ignore_inner_exits: whether only the outermost ``with`` commits.
     """
 
+    __module__ = "persistkit.store"
+
     def __init__(  # noqa: PLR0917 - atomic_store's constructor takes these positionally
         self,
         path: str | os.PathLike[str],
@@ -107,6 +110,7 @@ class AtomicStore(Generic[T]):
     ) -> None:
         check_durability(durability)
         self.path = os.fspath(path)
+        self._format = format
         self.codec = _resolve(format, is_binary, dump_kwargs, load_kwargs)
         self._json_dump_kwargs = self.codec.dump_kwargs if _is_json(format) else None
         self.durability: Durability = durability
@@ -119,6 +123,55 @@ class AtomicStore(Generic[T]):
     def is_binary(self) -> bool:
         """Whether the file is read and written in binary mode."""
         return self.codec.is_binary
+
+    @property
+    def format(self) -> Any:
+        """The format as an object with ``dump`` and ``load``, as atomic_store has it.
+
+        The ``json`` module for JSON stores, ``pickle`` for pickle, your object if it has
+        ``dump``/``load``, and a `WrapBinaryFormat` around one that has ``dumps``/``loads``.
+        """
+        if _is_json(self._format):
+            return json
+        implementation = self.codec.format
+        if callable(getattr(implementation, "dump", None)) and callable(
+            getattr(implementation, "load", None)
+        ):
+            return implementation
+        return WrapBinaryFormat(implementation)
+
+    @property
+    def dump_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments every dump gets (a copy: assign a new mapping to change them).
+
+        For JSON they start from core's defaults (``allow_nan=False``), which yours override.
+        """
+        return self.codec.dump_kwargs
+
+    @dump_kwargs.setter
+    def dump_kwargs(self, kwargs: Mapping[str, Any] | None) -> None:
+        self._reresolve(dump_kwargs=kwargs, load_kwargs=self.codec.load_kwargs)
+
+    @property
+    def load_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments every load gets (a copy: assign a new mapping to change them)."""
+        return self.codec.load_kwargs
+
+    @load_kwargs.setter
+    def load_kwargs(self, kwargs: Mapping[str, Any] | None) -> None:
+        self._reresolve(dump_kwargs=self.codec.dump_kwargs, load_kwargs=kwargs)
+
+    @property
+    def level(self) -> int:
+        """How many ``with`` blocks on this store are open (atomic_store's attribute)."""
+        return self._depth
+
+    def _reresolve(
+        self, *, dump_kwargs: Mapping[str, Any] | None, load_kwargs: Mapping[str, Any] | None
+    ) -> None:
+        self.codec = _resolve(self._format, self.codec.is_binary, dump_kwargs, load_kwargs)
+        if self._json_dump_kwargs is not None:
+            self._json_dump_kwargs = self.codec.dump_kwargs
 
     @property
     def lock_path(self) -> str:
@@ -239,6 +292,30 @@ class AtomicStore(Generic[T]):
         return f"<AtomicStore {self.path!r} {self.codec.name} {self.durability}>"
 
 
+@overload
+def open(
+    path: str | os.PathLike[str],
+    default: None = None,
+    format: Any = None,
+    is_binary: bool | None = None,
+    load_kwargs: Mapping[str, Any] | None = None,
+    dump_kwargs: Mapping[str, Any] | None = None,
+    ignore_inner_exits: bool = False,
+    *,
+    durability: Durability = "durable",
+) -> AtomicStore[Any]: ...
+@overload
+def open(
+    path: str | os.PathLike[str],
+    default: T,
+    format: Any = None,
+    is_binary: bool | None = None,
+    load_kwargs: Mapping[str, Any] | None = None,
+    dump_kwargs: Mapping[str, Any] | None = None,
+    ignore_inner_exits: bool = False,
+    *,
+    durability: Durability = "durable",
+) -> AtomicStore[T]: ...
 def open(  # noqa: PLR0917 - atomic_store's positional order, kept for compatibility
     path: str | os.PathLike[str],
     default: Any = None,
@@ -254,6 +331,10 @@ def open(  # noqa: PLR0917 - atomic_store's positional order, kept for compatibi
 
     The positional order is atomic_store 0.0.1's. Nothing is written until `commit` or the
     end of a ``with`` block.
+
+    For type checkers the store is typed by its default: ``open(p, default=0)`` is an
+    ``AtomicStore[int]`` whose ``value`` is an ``int``; without a default, ``value`` is
+    ``Any``. The file decides what ``value`` really holds: the type is a promise you make.
 
     Args:
         path: the file; it need not exist. A symlink is followed when reading and writing.
