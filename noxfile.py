@@ -18,11 +18,14 @@ import nox
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "tests", "bson", "integration", "build"]
+nox.options.sessions = ["lint", "typecheck", "tests", "bson", "integration", "powercut", "build"]
 
 ROOT = Path(__file__).resolve().parent
 PYTHONS = ["3.11", "3.12", "3.13"]
 PACKAGES = ["core", "store", "iodict", "tracker", "spool"]
+# Tests on the power-cut filesystem (marked ``powercut``) run once, in the ``powercut`` session,
+# not once per Python version: each cut costs a remount, and CI has a time budget.
+NOT_POWERCUT = ("-m", "not powercut")
 
 # These machines install 3.12 and 3.13 through pyenv, whose shims only expose the global
 # version; put every installed CPython on PATH (after everything else) so uv finds them, and
@@ -52,7 +55,9 @@ def uv_sync(session: nox.Session, *args: str) -> None:
 def tests(session: nox.Session, package: str) -> None:
     """Run one package's tests with only that package (and what it declares) installed."""
     uv_sync(session, "--package", f"persistkit-{package}", "--group", "test")
-    session.run("python", "-m", "pytest", f"packages/{package}/tests", "-q", *session.posargs)
+    session.run(
+        "python", "-m", "pytest", f"packages/{package}/tests", "-q", *NOT_POWERCUT, *session.posargs
+    )
 
 
 @nox.session(python=PYTHONS[0])
@@ -76,7 +81,29 @@ def bson(session: nox.Session, provider: str) -> None:
 def integration(session: nox.Session) -> None:
     """Run the cross-package tests with every package installed together."""
     uv_sync(session, "--all-packages", "--group", "dev")
-    session.run("python", "-m", "pytest", "tests/integration", "-q", *session.posargs)
+    session.run(
+        "python", "-m", "pytest", "tests/integration", "-q", *NOT_POWERCUT, *session.posargs
+    )
+
+
+@nox.session(python=PYTHONS[0])
+def powercut(session: nox.Session) -> None:
+    """Run every test marked ``powercut`` (on the power-cut filesystem), every package installed.
+
+    Needs Linux FUSE and libfuse 3 (Debian: ``apt-get install fuse3``); ``.ci/run`` installs it.
+    """
+    uv_sync(session, "--all-packages", "--group", "dev", "--group", "test", "--extra", "powercut")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-m",
+        "powercut",
+        *(f"packages/{package}/tests" for package in PACKAGES),
+        "tests/integration",
+        "-q",
+        *session.posargs,
+    )
 
 
 @nox.session(python=PYTHONS[0])

@@ -15,6 +15,24 @@ from persistkit.core import _fs, _names, _syscalls
 _XATTR_LIMIT = 65536  # XATTR_SIZE_MAX in include/uapi/linux/limits.h
 _PROBE_ATTR = "user.persistkit.probe"
 
+# statfs(2) f_type values (include/uapi/linux/magic.h) of the filesystems whose syncfs(2)
+# writes back every file's data and then flushes the device's cache (their ->sync_fs does).
+# tmpfs and ramfs hold nothing across a power cut at all, so syncfs loses nothing fsync keeps.
+# Everything else (FUSE, which never forwards syncfs; overlayfs, NFS, vfat...) is not trusted:
+# a batch there flushes file by file.
+_SYNCFS_FLUSHES = frozenset(
+    {
+        0xEF53,  # ext2, ext3, ext4
+        0x58465342,  # xfs
+        0x9123683E,  # btrfs
+        0xF2F52010,  # f2fs
+        0x2FC12FC1,  # zfs
+        0xCA451A4E,  # bcachefs
+        0x01021994,  # tmpfs
+        0x858458F6,  # ramfs
+    }
+)
+
 _cache: dict[int, Capabilities] = {}
 _cache_lock = threading.Lock()
 
@@ -35,6 +53,13 @@ class Capabilities:
             known to be durable.
         read_only: the mount is read-only. Nothing is probed on it (a probe would write), so
             every other answer is False: nothing can be written there anyway.
+        anonymous_files: unnamed files (``O_TMPFILE``) can be created; where they cannot
+            (FUSE, NFS), new files are staged under a hidden temporary name instead.
+        syncfs: ``syncfs(2)`` is known to flush every file of this filesystem to its device
+            (ext4, XFS, Btrfs, F2FS, ZFS, bcachefs; tmpfs and ramfs, which keep nothing
+            anyway). Elsewhere, FUSE above all (the kernel never passes syncfs on to a FUSE
+            server), a `Batch` flushes file by file. Checked on every use, not cached (see
+            `syncfs_reaches_storage`).
     """
 
     device: int
@@ -44,6 +69,8 @@ class Capabilities:
     xattr_max_size: int
     dir_fsync: bool
     read_only: bool = False
+    anonymous_files: bool = False
+    syncfs: bool = False
 
 
 def capabilities(path: str | os.PathLike[str], *, refresh: bool = False) -> Capabilities:
@@ -88,6 +115,11 @@ def capabilities(path: str | os.PathLike[str], *, refresh: bool = False) -> Capa
     return cached
 
 
+def forget(device: int) -> None:
+    """Drop the cached answer for ``device``, whose number a new mount may have reused."""
+    _cache.pop(device, None)
+
+
 def known_capabilities(device: int) -> Capabilities | None:
     """Return the cached answer for ``device`` without probing."""
     return _cache.get(device)
@@ -117,6 +149,8 @@ def _probe(directory: str, device: int) -> Capabilities:
         exchange = _try_rename(second, third, _syscalls.RENAME_EXCHANGE)
         max_size = _xattr_max_size(third)
         dir_fsync = _dir_fsync_works(probe)
+        anonymous = _anonymous_files_work(probe)
+        syncfs = _syncfs_flushes(probe)
     finally:
         shutil.rmtree(probe, ignore_errors=True)
     return Capabilities(
@@ -126,7 +160,38 @@ def _probe(directory: str, device: int) -> Capabilities:
         user_xattrs=max_size > 0,
         xattr_max_size=max_size,
         dir_fsync=dir_fsync,
+        anonymous_files=anonymous,
+        syncfs=syncfs,
     )
+
+
+def syncfs_reaches_storage(fd: int) -> bool:
+    """Tell whether ``syncfs(2)`` on ``fd``'s filesystem makes every file's data durable.
+
+    Asked of the filesystem type (``fstatfs``) on every call, because a device number
+    outlives its mount: a FUSE mount can get the number a tmpfs had a moment ago, and a
+    wrong "yes" here would make a batch report unflushed files as durable.
+    """
+    return _syscalls.syncfs_available() and _syscalls.filesystem_magic(fd) in _SYNCFS_FLUSHES
+
+
+def _syncfs_flushes(directory: str) -> bool:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return syncfs_reaches_storage(fd)
+    finally:
+        os.close(fd)
+
+
+def _anonymous_files_work(directory: str) -> bool:
+    if not _syscalls.ANONYMOUS_FILES:
+        return False
+    try:
+        fd = os.open(directory, os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def _try_rename(src: str, dst: str, flags: int) -> bool:

@@ -26,6 +26,8 @@ def _capabilities(args: argparse.Namespace) -> int:
     print(f"{'xattr_max_size':18} {caps.xattr_max_size} bytes")
     print(f"{'dir_fsync':18} {caps.dir_fsync}")
     print(f"{'read_only':18} {caps.read_only}")
+    print(f"{'anonymous_files':18} {caps.anonymous_files}")
+    print(f"{'syncfs':18} {caps.syncfs}")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from typing import Any
 
 from cffi import FFI
@@ -46,6 +47,7 @@ _ffi.cdef(
     int syncfs(int fd);
     int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags);
     int renamex_np(const char *from, const char *to, unsigned int flags);
+    int fstatfs(int fd, void *buf);
     """
 )
 _libc: Any = _ffi.dlopen(None)
@@ -68,6 +70,7 @@ _syncfs = _symbol("syncfs")
 _linkat = _symbol("linkat")
 _AT_SYMLINK_FOLLOW = 0x400
 _syscall = _symbol("syscall")
+_fstatfs = _symbol("fstatfs") if _platform.IS_LINUX else None
 _sys_renameat2 = _SYS_RENAMEAT2.get(platform.machine().lower()) if _platform.IS_LINUX else None
 
 
@@ -106,6 +109,11 @@ def renameat2(src: str, dst: str, flags: int) -> None:
         _raise_errno(src, dst)
 
 
+def syncfs_available() -> bool:
+    """Whether the C library has ``syncfs``."""
+    return _syncfs is not None
+
+
 def syncfs(fd: int) -> bool:
     """Flush the filesystem holding ``fd``; return False where the call does not exist.
 
@@ -117,6 +125,24 @@ def syncfs(fd: int) -> bool:
         code = _ffi.errno
         raise OSError(code, os.strerror(code))
     return True
+
+
+def filesystem_magic(fd: int) -> int | None:
+    """Return the ``f_type`` of the filesystem holding ``fd`` (statfs(2)); None off Linux.
+
+    ``f_type`` is the first field of ``struct statfs``: a ``long`` on most architectures, an
+    ``unsigned int`` on s390x; every magic number fits in 32 bits, so on little-endian
+    machines the first four bytes hold it either way.
+    """
+    if _fstatfs is None:  # pragma: no cover - macOS
+        return None
+    buffer = _ffi.new("char[]", 512)  # struct statfs is 120 bytes on 64-bit Linux
+    if _fstatfs(fd, buffer) != 0:
+        code = _ffi.errno
+        raise OSError(code, os.strerror(code))
+    if sys.byteorder == "little" or platform.machine() == "s390x":
+        return int(_ffi.cast("unsigned int *", buffer)[0])
+    return int(_ffi.cast("unsigned long *", buffer)[0]) & 0xFFFFFFFF  # pragma: no cover
 
 
 def link_open_file(fd: int, dst: str) -> None:

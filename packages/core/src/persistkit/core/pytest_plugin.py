@@ -10,6 +10,16 @@ Fixtures:
         skipped (or fails, under ``PERSISTKIT_REQUIRE_FACILITIES=1``).
     leftovers: `persistkit.core.testing.leftovers`, the temporary files left in a folder.
     persistkit_command: run the ``persistkit`` command in a fresh interpreter.
+    power_cut: a power-cut filesystem (`persistkit.core.testing.power_cut_fs`), empty at
+        the start of the test. One mount serves the whole run (its root is the same path
+        for every test) and is emptied by a remount for each test. Needs Linux FUSE,
+        libfuse 3 and the ``persistkit-core[powercut]`` extra; elsewhere the test is skipped
+        (or fails, under ``PERSISTKIT_REQUIRE_FACILITIES=1``).
+
+Tests that use ``power_cut`` are marked ``powercut`` automatically (mark tests that call
+`power_cut_fs` themselves), so a run can select them (``-m powercut``) or leave them out.
+When a run made power cuts, its summary ends with their counts: cut points tried, crash
+states checked and violations found.
 """
 
 from __future__ import annotations
@@ -17,9 +27,9 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -32,6 +42,9 @@ from persistkit.core.testing import (
 from persistkit.core.testing import (
     leftovers as _leftovers,
 )
+
+if TYPE_CHECKING:
+    from persistkit.core.testing import PowerCutFS
 
 
 class MountTmpfs(Protocol):
@@ -83,3 +96,102 @@ def persistkit_command() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+class _SharedPowerCut:
+    """One power-cut filesystem for the whole run, emptied for each test that asks.
+
+    Starting one costs a new interpreter (a few hundred milliseconds, seconds on a loaded
+    machine); emptying it is a remount (milliseconds).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.stack = contextlib.ExitStack()
+        self.fs: PowerCutFS | None = None
+        self.empty: Any = None
+
+    def fresh(self) -> PowerCutFS:
+        from persistkit.core.testing import (  # noqa: PLC0415 - loaded only where used
+            PowerCutError,
+            PowerCutUnavailableError,
+            power_cut_fs,
+        )
+
+        if self.fs is not None:
+            try:
+                self.fs.restore(self.empty)
+            except PowerCutError:
+                self.close()  # a test broke it: start another
+            else:
+                return self.fs
+        try:
+            self.fs = self.stack.enter_context(power_cut_fs(self.directory))
+        except PowerCutUnavailableError as reason:
+            facility_unavailable(str(reason))
+        self.empty = self.fs.snapshot()
+        return self.fs
+
+    def close(self) -> None:
+        self.fs = None
+        self.stack.close()
+
+
+@pytest.fixture(scope="session")
+def _shared_power_cut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_SharedPowerCut]:
+    shared = _SharedPowerCut(tmp_path_factory.mktemp("powercut"))
+    yield shared
+    shared.close()
+
+
+@pytest.fixture
+def power_cut(_shared_power_cut: _SharedPowerCut) -> PowerCutFS:
+    """A power-cut filesystem, empty and durable, its files in memory; shared by the run."""
+    return _shared_power_cut.fresh()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``powercut`` marker."""
+    config.addinivalue_line(
+        "markers", "powercut: runs on the power-cut filesystem (FUSE; the [powercut] extra)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the ``power_cut`` fixture ``powercut``."""
+    for item in items:
+        if "power_cut" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.powercut)
+
+
+class _ExpectedViolations:
+    count = 0
+
+
+def _power_cut_counters() -> object | None:
+    module = sys.modules.get("persistkit.core._powercut._client")
+    return None if module is None else module.COUNTERS
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, None]:
+    """Count the violations a passing test expected (tests that prove the checks bite)."""
+    counters = _power_cut_counters()
+    before = 0 if counters is None else counters.violations  # type: ignore[attr-defined]
+    outcome = yield
+    counters = _power_cut_counters()
+    if counters is not None and outcome.excinfo is None:
+        _ExpectedViolations.count += counters.violations - before  # type: ignore[attr-defined]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print how many power cuts the run made, states it checked and violations it found."""
+    counters: Any = _power_cut_counters()
+    if counters is None or not counters.cuts:
+        return
+    expected = _ExpectedViolations.count
+    terminalreporter.write_line(
+        f"power cuts: {counters.cuts} cut points tried, {counters.states} crash states drawn, "
+        f"{counters.checked} checked, {counters.violations - expected} violations"
+        + (f" (and {expected} expected by tests that prove the checks bite)" if expected else "")
+    )

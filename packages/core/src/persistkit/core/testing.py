@@ -25,6 +25,11 @@ hook that seam:
 - `leftovers` and `snapshot_tree` tell what a crash left behind and whether a read changed
   anything. The pytest plugin `persistkit.core.pytest_plugin` (registered automatically when
   pytest runs) wraps these in fixtures.
+- `power_cut_fs` mounts the power-cut filesystem (a FUSE filesystem that keeps what a power
+  cut would leave: unflushed data *and* unflushed directory entries are lost at a cut);
+  `cut_at_every_barrier`, `cut_at_random_points` and `cut_processes` drive cuts through an
+  operation or a set of processes. They need the ``persistkit-core[powercut]`` extra and
+  Linux FUSE, and are imported only when first used (docs/powercut.md).
 
 The hook is process-wide and not thread-aware: use these helpers from one thread.
 
@@ -38,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import os
 import pickle
@@ -49,24 +55,38 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from persistkit.core import _fs, _names
 
 __all__ = [
+    "BARRIER_CALLS",
     "REQUIRE_FACILITIES_ENV",
     "TEMP_SUFFIX",
     "ChildError",
     "CrashPoint",
+    "CrashReport",
+    "CutSummary",
     "FsCall",
     "MountUnavailableError",
+    "OperationFailedError",
+    "PowerCut",
+    "PowerCutError",
+    "PowerCutFS",
+    "PowerCutUnavailableError",
+    "ProcessesCut",
+    "Snapshot",
     "crash_at",
     "crash_at_every_call",
+    "cut_at_every_barrier",
+    "cut_at_random_points",
+    "cut_processes",
     "facility_unavailable",
     "inject_error",
     "kill_hard",
     "leftovers",
     "mount_tmpfs",
+    "power_cut_fs",
     "record_calls",
     "snapshot_tree",
     "spawn_python",
@@ -79,6 +99,53 @@ REQUIRE_FACILITIES_ENV = "PERSISTKIT_REQUIRE_FACILITIES"
 """Set to ``1`` to turn a missing facility into a test failure instead of a skip."""
 
 _CRASH_STATUS = 86
+
+# The power-cut filesystem's names, loaded on first use (its server needs mfusepy).
+_POWER_CUT_NAMES = {
+    "BARRIER_CALLS": "_driver",
+    "CrashReport": "_model",
+    "CutSummary": "_driver",
+    "OperationFailedError": "_driver",
+    "PowerCut": "_driver",
+    "PowerCutError": "_client",
+    "PowerCutFS": "_client",
+    "PowerCutUnavailableError": "_client",
+    "ProcessesCut": "_driver",
+    "Snapshot": "_client",
+    "cut_at_every_barrier": "_driver",
+    "cut_at_random_points": "_driver",
+    "cut_processes": "_driver",
+    "power_cut_fs": "_client",
+}
+
+if TYPE_CHECKING:
+    from persistkit.core._powercut._client import (
+        PowerCutError,
+        PowerCutFS,
+        PowerCutUnavailableError,
+        Snapshot,
+        power_cut_fs,
+    )
+    from persistkit.core._powercut._driver import (
+        BARRIER_CALLS,
+        CutSummary,
+        OperationFailedError,
+        PowerCut,
+        ProcessesCut,
+        cut_at_every_barrier,
+        cut_at_random_points,
+        cut_processes,
+    )
+    from persistkit.core._powercut._model import CrashReport
+
+
+def __getattr__(name: str) -> Any:
+    module = _POWER_CUT_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"persistkit.core._powercut.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
