@@ -22,20 +22,24 @@ Example:
 from importlib import metadata as _metadata
 
 from persistkit.tracker._exit_hooks import sync_all
+from persistkit.tracker._lines import JSONSerializer
 from persistkit.tracker._pod import (
     DEFAULT_FILE_SIZE,
     DEFAULT_SYNC_AT,
     POD,
     PersistentOrderedDict,
+    normalize_path,
 )
 from persistkit.tracker._set_proxy import DeepProxy
 from persistkit.tracker._shared import (
+    ITERITEMS_CHUNK_SIZE,
+    ITERKEYS_CHUNK_SIZE,
     SharedPersistentOrderedDict,
     SharedPOD,
-    SharedProgressTracker,
-    SharedTracker,
 )
-from persistkit.tracker._tracker import Progress, ProgressTracker, Tracker
+from persistkit.tracker._shared_tracker import SharedProgressTracker, SharedTracker
+from persistkit.tracker._tasks import DEFAULT_PROGRESS_TRACKER_MAPPING, Progress
+from persistkit.tracker._tracker import ProgressTracker, Tracker
 from persistkit.tracker.errors import (
     CalledClosedTrackerError,
     ClosedStoreError,
@@ -53,7 +57,10 @@ __version__ = _metadata.version("persistkit-tracker")
 
 __all__ = [
     "DEFAULT_FILE_SIZE",
+    "DEFAULT_PROGRESS_TRACKER_MAPPING",
     "DEFAULT_SYNC_AT",
+    "ITERITEMS_CHUNK_SIZE",
+    "ITERKEYS_CHUNK_SIZE",
     "POD",
     "CalledClosedTrackerError",
     "ClosedStoreError",
@@ -61,6 +68,7 @@ __all__ = [
     "DuplicateKeyError",
     "IntegrityError",
     "InvalidKeyError",
+    "JSONSerializer",
     "PersistentOrderedDict",
     "PersistentOrderedDictException",
     "PersistentOrderedDictIntegrityError",
@@ -75,5 +83,6 @@ __all__ = [
     "Tracker",
     "TrackerError",
     "__version__",
+    "normalize_path",
     "sync_all",
 ]

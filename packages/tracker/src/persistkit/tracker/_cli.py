@@ -7,7 +7,7 @@ import errno
 import os
 from typing import Any
 
-from persistkit.tracker._store import find_store
+from persistkit.tracker._shards import find_store
 from persistkit.tracker._tracker import Tracker
 
 _BAR_WIDTH = 40

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, repeat
 from json import encoder
 from typing import Any, TypeAlias
@@ -247,3 +247,62 @@ def _parse_lines(body: str, path: str) -> list[Any]:
                     path, f"line {number}: the {what} is not JSON ({error})"
                 ) from None
     raise IntegrityError(path, "the lines do not form key-value pairs")  # pragma: no cover
+
+
+def decode_key(column: str, path: str = "<key>") -> Key:
+    """Return the key a key column holds (tuples for JSON arrays), or raise `IntegrityError`."""
+    if "\\" in column:
+        column = _unescape_key(column)
+    try:
+        raw = _decode(column)
+    except ValueError as error:
+        raise IntegrityError(path, f"the key is not JSON ({error})") from None
+    return _as_key(raw, path)
+
+
+class JSONSerializer:
+    """tastypy's serializer for its line format, for code that called it directly.
+
+    Each line is ``json(key) TAB json(value) NEWLINE``; see this module's description.
+    """
+
+    @classmethod
+    def read_items(cls, lines: Iterable[str]) -> Iterator[tuple[Key, Any]]:
+        """Yield (key, value) from shard lines, skipping blank lines.
+
+        Raises:
+            ValueError: a line is not a key-value pair of JSON texts.
+        """
+        for line in lines:
+            if not line.strip("\n"):
+                continue
+            key_column, tab, value_column = line.rstrip("\n").partition("\t")
+            if not tab:
+                raise IntegrityError("<lines>", "a line has no tab between key and value")
+            yield cls.deserialize_key(key_column), cls.deserialize_value(value_column)
+
+    @classmethod
+    def dump_items(cls, items: Iterable[tuple[Any, Any]]) -> Iterator[str]:
+        """Yield one line (newline included) per (key, value) pair."""
+        for key, value in items:
+            yield encode_line(normalize_key(key), value) + "\n"
+
+    @classmethod
+    def serialize_key(cls, key: Any) -> str:
+        """Return the key column for ``key``."""
+        return encode_key(normalize_key(key))
+
+    @classmethod
+    def deserialize_key(cls, serialized_key: str) -> Key:
+        """Return the key a key column holds (JSON arrays become tuples)."""
+        return decode_key(serialized_key)
+
+    @classmethod
+    def serialize_value(cls, value: Any) -> str:
+        """Return the JSON text of ``value``."""
+        return encode_value(value)
+
+    @classmethod
+    def deserialize_value(cls, serialized_value: str) -> Any:
+        """Return the value a JSON text holds."""
+        return json.loads(serialized_value)

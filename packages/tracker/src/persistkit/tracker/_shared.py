@@ -21,6 +21,7 @@ Any process that opens the path cooperates: children made by fork, spawn or fork
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import (
@@ -32,10 +33,9 @@ from collections.abc import (
     MutableMapping,
     ValuesView,
 )
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from persistkit.core import Durability
-from persistkit.core.errors import InvalidArgumentError
 from persistkit.tracker import _exit_hooks
 from persistkit.tracker._exit_hooks import GUARD
 from persistkit.tracker._lines import Key, normalize_key
@@ -43,15 +43,38 @@ from persistkit.tracker._pod import (
     DEFAULT_FILE_SIZE,
     DEFAULT_SYNC_AT,
     PersistentOrderedDict,
-    StoreState,
 )
 from persistkit.tracker._set_proxy import IN_PLACE, DeepProxy
-from persistkit.tracker._tracker import Progress, ProgressTracker, percent
+from persistkit.tracker._state import StoreState
 from persistkit.tracker.errors import ClosedStoreError
 
-CHUNK_SIZE = 1000
+# tastypy's names for the number of keys a shared object reads per lock while iterating.
+ITERITEMS_CHUNK_SIZE = 1000
+ITERKEYS_CHUNK_SIZE = 1000
+CHUNK_SIZE = ITERITEMS_CHUNK_SIZE
 
-_P = TypeVar("_P", bound=PersistentOrderedDict)
+_Inner = TypeVar("_Inner", bound=PersistentOrderedDict)
+_Args = ParamSpec("_Args")
+_Result = TypeVar("_Result")
+
+
+def under_lock(
+    method: Callable[Concatenate[_Inner, _Args], _Result],
+) -> Callable[Concatenate[SharedPersistentOrderedDict, _Args], _Result]:
+    """Make ``method`` of the in-memory store a shared method: one atomic step.
+
+    The shared method takes the store's lock, catches up with other processes, runs
+    ``method`` on this process's in-memory store and commits what changed before letting go.
+    Its signature is ``method``'s, for callers and for type checkers alike.
+    """
+
+    @functools.wraps(method)
+    def shared(self: SharedPersistentOrderedDict, /, *args: _Args.args, **kw: _Args.kwargs) -> Any:
+        with self._op() as inner:
+            return method(inner, *args, **kw)
+
+    shared.__doc__ = f"`{method.__qualname__}`, as one atomic step across processes."
+    return shared
 
 
 def copy_json(value: Any) -> Any:
@@ -68,7 +91,8 @@ def copy_json(value: Any) -> Any:
     return value
 
 
-def _reopen(cls: type[SharedPersistentOrderedDict], path: str, options: dict[str, Any]) -> Any:
+def reopen(cls: type[SharedPersistentOrderedDict], path: str, options: dict[str, Any]) -> Any:
+    """Open a shared store again in this process (how shared stores unpickle)."""
     return cls(path, **options)
 
 
@@ -82,6 +106,30 @@ class _ValuesView(ValuesView[Any]):
     def __iter__(self) -> Iterator[Any]:
         mapping: SharedPersistentOrderedDict = self._mapping  # type: ignore[attr-defined]  # set by the base
         return mapping.itervalues()
+
+
+class _StoreLockHandle:
+    """A shared store's lock with the `threading.RLock` spelling: acquire, release, ``with``."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SharedPersistentOrderedDict) -> None:
+        self._store = store
+
+    def acquire(self) -> bool:
+        """Take the lock (`SharedPOD.lock`); returns True, as `threading.RLock` does."""
+        self._store.lock()
+        return True
+
+    def release(self) -> None:
+        """Commit and let go (`SharedPOD.unlock`)."""
+        self._store.unlock()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
 
 class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
@@ -124,19 +172,24 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         durability: Durability = "durable",
         read_only: bool = False,
     ) -> None:
-        self._options: dict[str, Any] = {
-            "gzipped": gzipped,
-            "file_size": file_size,
-            "sync_at": sync_at,
-            "durability": durability,
-            "read_only": read_only,
-        }
-        self._open(path)
-        if init:
-            self.update(init)
+        options = dict(
+            gzipped=gzipped,
+            file_size=file_size,
+            sync_at=sync_at,
+            durability=durability,
+            read_only=read_only,
+        )
+        self._open(path, options, init)
 
-    def _open(self, path: str | os.PathLike[str]) -> None:
-        self._pod = self._make_inner(path)
+    def _open(
+        self,
+        path: str | os.PathLike[str],
+        options: dict[str, Any],
+        init: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None,
+    ) -> None:
+        """Open this process's in-memory store with ``options``, then apply ``init``."""
+        self._options = options
+        self._pod = self._inner_class(path, clone=False, **options)
         self._pod.hold()
         state = self._pod._state
         _exit_hooks.unregister(state)
@@ -148,21 +201,11 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         self._closed = False
         self.set = DeepProxy(self._call_deep)
         _exit_hooks.register(self)
-
-    def _make_inner(self, path: str | os.PathLike[str]) -> PersistentOrderedDict:
-        options = self._options
-        return self._inner_class(
-            path,
-            gzipped=options["gzipped"],
-            file_size=options["file_size"],
-            sync_at=options["sync_at"],
-            clone=False,
-            durability=options["durability"],
-            read_only=options["read_only"],
-        )
+        if init:
+            self.update(init)
 
     def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return (_reopen, (type(self), self.path, dict(self._options)))
+        return (reopen, (type(self), self.path, dict(self._options)))
 
     @property
     def path(self) -> str:
@@ -295,10 +338,7 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         normalize_key(key)
         self.sync()
 
-    def mark_dirty(self, key: Any) -> None:
-        """Re-check ``key`` against the disk at once (commits it if it differs)."""
-        with self._op() as pod:
-            pod.mark_dirty(key)
+    mark_dirty = under_lock(PersistentOrderedDict.mark_dirty)
 
     def dirty(self) -> set[Any]:
         """Return the keys changed but not committed (only non-empty inside `locked`)."""
@@ -314,10 +354,7 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         if self._undurable_keys >= self._options["sync_at"]:
             self.sync()
 
-    def revert(self) -> None:
-        """Read the whole store again from disk (every change is committed already)."""
-        with self._op() as pod:
-            pod.revert()
+    revert = under_lock(PersistentOrderedDict.revert)
 
     def close(self) -> None:
         """Make this process's changes durable and stop using the store (tastypy's close)."""
@@ -328,6 +365,19 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         self._state.closed = True
         _exit_hooks.unregister(self)
         self._state.files.close_lock()
+
+    @property
+    def tracker_open(self) -> bool:
+        """True until `close` (tastypy's name)."""
+        return not self._closed
+
+    @property
+    def LOCK(self) -> _StoreLockHandle:
+        """This store's lock as a lock object (tastypy's ``LOCK``): ``with shared.LOCK:``.
+
+        tastypy had one lock for every shared store of a class; here each store has its own.
+        """
+        return _StoreLockHandle(self)
 
     def exit_sync(self) -> None:
         """Commit and make durable what this process changed (the exit hooks call this)."""
@@ -343,21 +393,10 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         with self._op() as pod:
             return copy_json(pod._peek(normalize_key(key)))
 
-    def __setitem__(self, key: Any, value: Any) -> None:
-        with self._op() as pod:
-            pod[key] = value
-
-    def __delitem__(self, key: Any) -> None:
-        with self._op() as pod:
-            del pod[key]
-
-    def __contains__(self, key: object) -> bool:
-        with self._op() as pod:
-            return key in pod
-
-    def __len__(self) -> int:
-        with self._op() as pod:
-            return len(pod)
+    __setitem__ = under_lock(PersistentOrderedDict.__setitem__)
+    __delitem__ = under_lock(PersistentOrderedDict.__delitem__)
+    __contains__ = under_lock(PersistentOrderedDict.__contains__)
+    __len__ = under_lock(PersistentOrderedDict.__len__)
 
     def __iter__(self) -> Iterator[Any]:
         return self.iterkeys()
@@ -385,11 +424,7 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         with self._op() as pod:
             return pod.pop(key, *default)
 
-    def popitem(self) -> tuple[Any, Any]:
-        """Remove and return the most recently added item, atomically."""
-        with self._op() as pod:
-            item: tuple[Any, Any] = pod.popitem()
-            return item
+    popitem = under_lock(PersistentOrderedDict.popitem)
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         """Return a copy of the value of ``key``, first setting it to ``default`` if absent."""
@@ -399,10 +434,7 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
                 pod[normalized] = default
             return copy_json(pod._peek(normalized))
 
-    def clear(self) -> None:
-        """Remove every key, atomically."""
-        with self._op() as pod:
-            pod.clear()
+    clear = under_lock(PersistentOrderedDict.clear)
 
     def update(self, *mappings: Any, **kwargs: Any) -> None:
         """Apply `POD.update` (or `Tracker.update`) atomically: one commit for all keys."""
@@ -467,296 +499,4 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
             return result if result is IN_PLACE else copy_json(result)
 
 
-class SharedProgressTracker(SharedPersistentOrderedDict):
-    """A `Tracker` that many processes can use at once; see `SharedPOD` for how.
-
-    Every `Tracker` method is available and atomic. `try_keys` and its siblings check and
-    count each try under the lock, so two workers iterating together never take a task past
-    ``max_tries`` between them.
-
-    Args:
-        path: the store's folder.
-        max_tries: how many times a task may be tried; 0 means no limit.
-        init: initial tasks, as for `Tracker.update`.
-        gzipped: gzip the shard files.
-        file_size: tasks per shard file.
-        sync_at: make this process's changes durable once this many keys changed.
-        durability: ``"durable"`` or ``"atomic"``.
-        read_only: open for reading only (see `POD`); read-only media always open so.
-
-    Example:
-        >>> tracker = SharedTracker("jobs.tracker", max_tries=2)  # doctest: +SKIP
-        >>> for key in tracker.try_keys():  # doctest: +SKIP
-        ...     run(key)
-        ...     tracker.mark_done(key)
-    """
-
-    _inner_class = ProgressTracker
-    _pod: ProgressTracker
-
-    def __init__(  # noqa: PLR0917 - tastypy's positional signature
-        self,
-        path: str | os.PathLike[str],
-        max_tries: int = 0,
-        init: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None,
-        gzipped: bool = False,
-        file_size: int = DEFAULT_FILE_SIZE,
-        sync_at: int = DEFAULT_SYNC_AT,
-        *,
-        durability: Durability = "durable",
-        read_only: bool = False,
-    ) -> None:
-        if not isinstance(max_tries, int) or isinstance(max_tries, bool) or max_tries < 0:
-            raise InvalidArgumentError(f"max_tries must be an int >= 0, not {max_tries!r}")
-        self._max_tries = max_tries
-        super().__init__(
-            path,
-            init,
-            gzipped,
-            file_size,
-            sync_at,
-            durability=durability,
-            read_only=read_only,
-        )
-
-    def _make_inner(self, path: str | os.PathLike[str]) -> PersistentOrderedDict:
-        options = self._options
-        return ProgressTracker(
-            path,
-            self._max_tries,
-            gzipped=options["gzipped"],
-            file_size=options["file_size"],
-            sync_at=options["sync_at"],
-            clone=False,
-            durability=options["durability"],
-            read_only=options["read_only"],
-        )
-
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return (_reopen, (type(self), self.path, {**self._options, "max_tries": self.max_tries}))
-
-    @property
-    def max_tries(self) -> int:
-        """How many times a task may be tried (0: no limit); this process's setting."""
-        return self._pod.max_tries
-
-    @max_tries.setter
-    def max_tries(self, value: int) -> None:
-        self._pod.max_tries = value
-
-    def _call(self, name: str, *args: Any) -> Any:
-        with self._op() as tracker:
-            return getattr(tracker, name)(*args)
-
-    # -- adding and changing tasks (each atomic) ----------------------------------------------
-
-    def add(self, key: Any) -> None:
-        """`Tracker.add`, atomically."""
-        self._call("add", key)
-
-    def add_if_absent(self, key: Any) -> None:
-        """`Tracker.add_if_absent`, atomically."""
-        self._call("add_if_absent", key)
-
-    def add_many(self, keys_iterable: Iterable[Any]) -> None:
-        """`Tracker.add_many`, atomically (one commit; nothing added if a key exists)."""
-        keys = list(keys_iterable)
-        with self._op() as tracker:
-            existing = [key for key in keys if key in tracker]
-            if existing:
-                tracker.add(existing[0])
-            tracker.add_many(keys)
-
-    def add_many_if_absent(self, keys_iterable: Iterable[Any]) -> None:
-        """`Tracker.add_many_if_absent`, atomically (one commit)."""
-        self._call("add_many_if_absent", list(keys_iterable))
-
-    def mark_done(self, key: Any) -> None:
-        """`Tracker.mark_done`, atomically."""
-        self._call("mark_done", key)
-
-    def mark_not_done(self, key: Any) -> None:
-        """`Tracker.mark_not_done`, atomically."""
-        self._call("mark_not_done", key)
-
-    def increment_tries(self, key: Any) -> None:
-        """`Tracker.increment_tries`, atomically."""
-        self._call("increment_tries", key)
-
-    def decrement_tries(self, key: Any) -> None:
-        """`Tracker.decrement_tries`, atomically."""
-        self._call("decrement_tries", key)
-
-    def reset_tries(self, key: Any) -> None:
-        """`Tracker.reset_tries`, atomically."""
-        self._call("reset_tries", key)
-
-    def abort(self, key: Any) -> None:
-        """`Tracker.abort`, atomically."""
-        self._call("abort", key)
-
-    def unabort(self, key: Any) -> None:
-        """`Tracker.unabort`, atomically."""
-        self._call("unabort", key)
-
-    # -- reading tasks ------------------------------------------------------------------------
-
-    def done(self, key: Any) -> bool:
-        """`Tracker.done`."""
-        return bool(self._call("done", key))
-
-    def tries(self, key: Any) -> int:
-        """`Tracker.tries`."""
-        return int(self._call("tries", key))
-
-    def aborted(self, key: Any) -> bool:
-        """`Tracker.aborted`."""
-        return bool(self._call("aborted", key))
-
-    def should_do(self, key: Any, allow_aborted: bool = False) -> bool:
-        """`Tracker.should_do`."""
-        return bool(self._call("should_do", key, allow_aborted))
-
-    def should_do_add(self, key: Any, allow_aborted: bool = False) -> bool:
-        """`Tracker.should_do_add`, atomically."""
-        return bool(self._call("should_do_add", key, allow_aborted))
-
-    def should_try(self, key: Any, allow_aborted: bool = False) -> bool:
-        """`Tracker.should_try`, atomically: check and count the try under one lock."""
-        return bool(self._call("should_try", key, allow_aborted))
-
-    def should_try_add(self, key: Any, allow_aborted: bool = False) -> bool:
-        """`Tracker.should_try_add`, atomically."""
-        return bool(self._call("should_try_add", key, allow_aborted))
-
-    # -- iterators ----------------------------------------------------------------------------
-
-    def _todo(self, allow_aborted: bool) -> Iterator[tuple[Any, Any]]:
-        return self._chunks(
-            lambda tracker, key, value: (
-                (key, value) if tracker._worth_doing(value, allow_aborted) else None
-            )
-        )
-
-    def todo_keys(self, allow_aborted: bool = False) -> Iterator[Any]:
-        """Iterate over the tasks to do, a chunk per lock."""
-        for key, _value in self._todo(allow_aborted):
-            yield key
-
-    def todo_items(self, allow_aborted: bool = False) -> Iterator[tuple[Any, Any]]:
-        """Iterate over (key, copy of task) for the tasks to do."""
-        for key, value in self._todo(allow_aborted):
-            yield key, copy_json(value)
-
-    def todo_values(self, allow_aborted: bool = False) -> Iterator[Any]:
-        """Iterate over copies of the tasks to do."""
-        for _key, value in self.todo_items(allow_aborted):
-            yield value
-
-    def try_items(self, allow_aborted: bool = False) -> Iterator[tuple[Any, Any]]:
-        """Iterate over the tasks to do, counting each try atomically before yielding it."""
-        for key, _value in self._todo(allow_aborted):
-            with self._op() as tracker:
-                if key not in tracker or not tracker.should_try(key, allow_aborted):
-                    continue
-                value = copy_json(tracker._peek(normalize_key(key)))
-            yield key, value
-
-    def try_keys(self, allow_aborted: bool = False) -> Iterator[Any]:
-        """Like `Tracker.try_keys`; the check and the try count are one atomic step."""
-        for key, _value in self.try_items(allow_aborted):
-            yield key
-
-    def try_values(self, allow_aborted: bool = False) -> Iterator[Any]:
-        """Like `try_items`, yielding copies of the tasks."""
-        for _key, value in self.try_items(allow_aborted):
-            yield value
-
-    def _aborted(self) -> Iterator[tuple[Any, Any]]:
-        return self._chunks(
-            lambda _tracker, key, value: (
-                (key, value) if isinstance(value, dict) and value.get("_aborted") else None
-            )
-        )
-
-    def aborted_keys(self) -> Iterator[Any]:
-        """Iterate over the aborted tasks."""
-        for key, _value in self._aborted():
-            yield key
-
-    def aborted_items(self) -> Iterator[tuple[Any, Any]]:
-        """Iterate over (key, copy of task) for the aborted tasks."""
-        for key, value in self._aborted():
-            yield key, copy_json(value)
-
-    def aborted_values(self) -> Iterator[Any]:
-        """Iterate over copies of the aborted tasks."""
-        for _key, value in self.aborted_items():
-            yield value
-
-    # -- counters -----------------------------------------------------------------------------
-
-    def progress(self) -> Progress:
-        """`Tracker.progress`: all counters at one moment."""
-        result: Progress = self._call("progress")
-        return result
-
-    def num_done(self) -> int:
-        """`Tracker.num_done`."""
-        return self.progress().done
-
-    def num_tried(self) -> int:
-        """`Tracker.num_tried`."""
-        return self.progress().tried
-
-    def num_aborted(self) -> int:
-        """`Tracker.num_aborted`."""
-        return self.progress().aborted
-
-    def _fraction(self, pick: Callable[[Progress], int]) -> float:
-        progress = self.progress()
-        return pick(progress) / progress.total if progress.total else 0.0
-
-    def fraction_done(self) -> float:
-        """`Tracker.fraction_done` (0.0 for an empty tracker)."""
-        return self._fraction(lambda p: p.done)
-
-    def fraction_tried(self) -> float:
-        """`Tracker.fraction_tried`."""
-        return self._fraction(lambda p: p.tried)
-
-    def fraction_aborted(self) -> float:
-        """`Tracker.fraction_aborted`."""
-        return self._fraction(lambda p: p.aborted)
-
-    def percent_done(self, decimals: int = 2) -> str:
-        """`Tracker.percent_done`."""
-        return percent(self.fraction_done(), decimals)
-
-    def percent_not_done(self, decimals: int = 2) -> str:
-        """`Tracker.percent_not_done`."""
-        return percent(1 - self.fraction_done(), decimals)
-
-    def percent_tried(self, decimals: int = 2) -> str:
-        """`Tracker.percent_tried`."""
-        return percent(self.fraction_tried(), decimals)
-
-    def percent_not_tried(self, decimals: int = 2) -> str:
-        """`Tracker.percent_not_tried`."""
-        return percent(1 - self.fraction_tried(), decimals)
-
-    def percent_aborted(self, decimals: int = 2) -> str:
-        """`Tracker.percent_aborted`."""
-        return percent(self.fraction_aborted(), decimals)
-
-    def percent_not_aborted(self, decimals: int = 2) -> str:
-        """`Tracker.percent_not_aborted`."""
-        return percent(1 - self.fraction_aborted(), decimals)
-
-    def percent(self, fraction: float, decimals: int = 2) -> str:
-        """Format ``fraction`` as tastypy does (``'34.70 %'``)."""
-        return percent(fraction, decimals)
-
-
 SharedPOD = SharedPersistentOrderedDict
-SharedTracker = SharedProgressTracker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from persistkit.core import Durability
 from persistkit.core.errors import InvalidArgumentError
@@ -14,46 +14,11 @@ from persistkit.tracker._pod import (
     DEFAULT_SYNC_AT,
     PersistentOrderedDict,
 )
+from persistkit.tracker._tasks import Progress, ProgressCounters, new_task
 from persistkit.tracker.errors import DuplicateKeyError
 
 
-def new_task() -> dict[str, Any]:
-    """Return the value of a task that was just added."""
-    return {"_tries": 0, "_done": False, "_aborted": False}
-
-
-class Progress(NamedTuple):
-    """A tracker's counters at one moment, ready for a progress bar.
-
-    Attributes:
-        total: the number of tasks.
-        done: tasks marked done.
-        tried: tasks tried at least once.
-        aborted: tasks aborted.
-    """
-
-    total: int
-    done: int
-    tried: int
-    aborted: int
-
-    @property
-    def remaining(self) -> int:
-        """Tasks not done yet (aborted ones included)."""
-        return self.total - self.done
-
-    @property
-    def fraction_done(self) -> float:
-        """Done tasks over all tasks; 0.0 for an empty tracker."""
-        return self.done / self.total if self.total else 0.0
-
-
-def percent(fraction: float, decimals: int = 2) -> str:
-    """Format a fraction as tastypy does: ``percent(0.347) == '34.70 %'``."""
-    return f"{100 * fraction:.{decimals}f} %"
-
-
-class ProgressTracker(PersistentOrderedDict):
+class ProgressTracker(PersistentOrderedDict, ProgressCounters, opened_by_max_tries=True):
     """A `POD` of tasks, for long jobs that must pick up where they stopped.
 
     Each value is a dict holding at least ``_done`` (False), ``_aborted`` (False) and
@@ -341,6 +306,8 @@ class ProgressTracker(PersistentOrderedDict):
     def progress(self) -> Progress:
         """Return all counters at once (O(1) after the first call), e.g. for a progress bar.
 
+        The `num_*`, `fraction_*` and `percent_*` methods answer from it.
+
         Example:
             >>> p = tracker.progress()  # doctest: +SKIP
             >>> bar = tqdm(total=p.total, initial=p.done)  # doctest: +SKIP
@@ -348,62 +315,6 @@ class ProgressTracker(PersistentOrderedDict):
         state = self._live()
         done, tried, aborted = state.task_counts()
         return Progress(len(state.values), done, tried, aborted)
-
-    def _fraction(self, count: int) -> float:
-        total = len(self._live().values)
-        return count / total if total else 0.0
-
-    def num_done(self) -> int:
-        """Return the number of tasks done."""
-        return self.progress().done
-
-    def fraction_done(self) -> float:
-        """Return the fraction of tasks done (0.0 for an empty tracker)."""
-        return self._fraction(self.num_done())
-
-    def percent_done(self, decimals: int = 2) -> str:
-        """Return the percentage of tasks done, e.g. ``'34.70 %'``."""
-        return percent(self.fraction_done(), decimals)
-
-    def percent_not_done(self, decimals: int = 2) -> str:
-        """Return the percentage of tasks not done (``'100.00 %'`` for an empty tracker)."""
-        return percent(1 - self.fraction_done(), decimals)
-
-    def num_tried(self) -> int:
-        """Return the number of tasks tried at least once."""
-        return self.progress().tried
-
-    def fraction_tried(self) -> float:
-        """Return the fraction of tasks tried at least once."""
-        return self._fraction(self.num_tried())
-
-    def percent_tried(self, decimals: int = 2) -> str:
-        """Return the percentage of tasks tried at least once."""
-        return percent(self.fraction_tried(), decimals)
-
-    def percent_not_tried(self, decimals: int = 2) -> str:
-        """Return the percentage of tasks never tried."""
-        return percent(1 - self.fraction_tried(), decimals)
-
-    def num_aborted(self) -> int:
-        """Return the number of aborted tasks."""
-        return self.progress().aborted
-
-    def fraction_aborted(self) -> float:
-        """Return the fraction of tasks aborted."""
-        return self._fraction(self.num_aborted())
-
-    def percent_aborted(self, decimals: int = 2) -> str:
-        """Return the percentage of tasks aborted."""
-        return percent(self.fraction_aborted(), decimals)
-
-    def percent_not_aborted(self, decimals: int = 2) -> str:
-        """Return the percentage of tasks not aborted."""
-        return percent(1 - self.fraction_aborted(), decimals)
-
-    def percent(self, fraction: float, decimals: int = 2) -> str:
-        """Format ``fraction`` as a percentage string, as tastypy does."""
-        return percent(fraction, decimals)
 
 
 Tracker = ProgressTracker
