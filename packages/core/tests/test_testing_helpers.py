@@ -134,14 +134,14 @@ def test_spawn_python_and_kill_hard_kill_a_real_program_at_a_chosen_moment(
     from persistkit.core.testing import kill_hard, spawn_python
 
     code = (
-        "import sys\n"
+        "import os, sys\n"
         "open(sys.argv[1], 'w').write('started')\n"
-        "print('ready\\nunread', flush=True)\n"  # one write: both lines are there at once
+        "os.write(1, b'ready\\nunread\\n')\n"  # one write: both lines are there at once
         "sys.stdin.read()\n"
     )
     proc = spawn_python(code, tmp_path / "marker")
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    assert kill_hard(proc) == "unread"
+    assert kill_hard(proc) == "unread\n"
     assert proc.returncode == -9
     assert (tmp_path / "marker").read_text() == "started"
     finished = spawn_python("pass")
