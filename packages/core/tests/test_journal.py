@@ -207,6 +207,22 @@ def test_a_torn_tail_is_dropped_and_never_returned(tmp_path: Path) -> None:
         assert payloads(journal) == [b"durable", b"next"]
 
 
+def test_a_tear_under_a_coordination_file_that_survived_is_found(tmp_path: Path) -> None:
+    # A power cut that the coordination file outlives (a filesystem restored or remounted in
+    # the same boot): it names an intact last record, but an unflushed one before it is torn.
+    path = tmp_path / "journal"
+    with Journal(path) as journal:
+        durable = journal.commit(b"durable")
+        journal.append(b"torn")
+        journal.append(b"intact last record")
+    flip_byte(path, DATA_OFFSET + durable + HEAD)
+    with Journal(path) as journal:
+        assert payloads(journal) == [b"durable"]
+        journal.commit(b"next")
+    with reopen(path) as journal:
+        assert payloads(journal) == [b"durable", b"next"]
+
+
 def test_records_after_a_torn_one_are_dropped_too(tmp_path: Path) -> None:
     path = tmp_path / "journal"
     with Journal(path) as journal:

@@ -233,24 +233,32 @@ class _SharedLog:
         )
 
     def _fresh(self) -> bool:
-        # Stale if stamped in another boot or for another file, left mid-update, or if the
-        # log disagrees with it (its header, or the record it names as the last one).
+        # Stale if stamped in another boot or for another file, left mid-update, poisoned, or
+        # if the log disagrees with it.
         words = self.words
         if not self.coordination.describes(*self.identity) or words[W_POISONED]:
             return False
         try:
             header = read_header(self.fd, self.path)
+            size = os.fstat(self.fd).st_size
+            if header != self.header() or words[W_CAPACITY] > size:
+                return False
+            return self._tail_matches(LogReader(self.fd, self.path, header, size))
         except CorruptJournalError:
             return False
-        if header != self.header():
-            return False
-        size = os.fstat(self.fd).st_size
-        if words[W_CAPACITY] > size:
-            return False
+
+    def _tail_matches(self, reader: LogReader) -> bool:
+        words = self.words
         if words[W_LAST] == NO_RECORD:
-            return words[W_PREV] == header.crc and words[W_END] == header.start
-        record = LogReader(self.fd, self.path, header, size).record_at(words[W_LAST])
-        return record is not None and record.crc == words[W_PREV] and record.end == words[W_END]
+            return words[W_PREV] == reader.header.crc and words[W_END] == reader.header.start
+        record = reader.record_at(words[W_LAST])
+        if record is None or record.crc != words[W_PREV] or record.end != words[W_END]:
+            return False
+        # A power cut the coordination file outlived (a filesystem restored or remounted in
+        # this boot) may have torn an unflushed record before an intact last one. Only
+        # unflushed records can be torn: check those (raises CorruptJournalError).
+        reader.records(max(words[W_FLUSHED], reader.header.start), words[W_END], None)
+        return True
 
     def _rebuild(self) -> None:
         with self._flush_locked():
@@ -284,8 +292,12 @@ class _SharedLog:
     # -- operations --------------------------------------------------------------------------
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
-        with self.locked():
+        # The hot path: `locked()` written out, without a generator.
+        self._acquire_append()
+        try:
             words = self.words
+            if self._depth == 1 and words[W_DIRTY]:
+                self._rebuild()
             end = words[W_END]
             offset = DATA_OFFSET + end - words[W_START]
             size = record_size(len(data))
@@ -307,6 +319,8 @@ class _SharedLog:
             words[W_END] = end + size
             words[W_DIRTY] = 0
             return end + size
+        finally:
+            self._release_append()
 
     def _grow(self, needed: int) -> None:
         # Written zeros, not fallocate: an unwritten extent turns into a written one on first
@@ -516,7 +530,9 @@ class _Registry:
 
     def __init__(self) -> None:
         self._logs: dict[tuple[int, int], _SharedLog] = {}
-        self._guard = threading.Lock()
+        # Reentrant: a Journal dropped without close() is detached by the garbage collector,
+        # which may run inside attach() in the same thread.
+        self._guard = threading.RLock()
 
     def attach(self, path: str, size: int) -> _SharedLog:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
@@ -543,7 +559,7 @@ class _Registry:
 
     def forget_after_fork(self) -> None:
         # The parent's descriptors and locks are not the child's: start afresh.
-        self._guard = threading.Lock()
+        self._guard = threading.RLock()
         for shared in self._logs.values():
             shared.abandon()
         self._logs.clear()
