@@ -235,3 +235,14 @@ def test_public_names_are_exported():
     from importlib import metadata
 
     assert spool.__version__ == metadata.version("persistkit-spool")
+
+
+def test_create_and_copy_go_through_cores_seam_where_crash_tests_see_them(store):
+    """Issue 12: create() used its own os.open and copy() its own os.fchmod."""
+    tmp = os.path.join(store.path, "tmp", "a")
+    created = record_calls(lambda: store.create("a").close())
+    assert [(call.name, call.path) for call in created] == [("create", tmp)]
+    os.chmod(tmp, 0o604)
+    copied = [call.name for call in record_calls(lambda: store.copy("a", "tmp", "new"))]
+    assert copied.index("create") < copied.index("chmod") < copied.index("fsync")
+    assert os.stat(store.list("new")[0]).st_mode & 0o777 == 0o604

@@ -16,6 +16,7 @@ from importlib import metadata as _metadata
 from persistkit.core import _platform  # noqa: F401 - refuses unsupported platforms on import
 from persistkit.core._batch import Batch
 from persistkit.core._capabilities import Capabilities, capabilities
+from persistkit.core._create import create_exclusive
 from persistkit.core._durability import Durability, check_durability
 from persistkit.core._folder import FileMode, atomic_file, atomic_folder
 from persistkit.core._formats import Codec, resolve_format
@@ -96,6 +97,7 @@ __all__ = [
     "atomic_write",
     "capabilities",
     "check_durability",
+    "create_exclusive",
     "exchange",
     "fsync_dir",
     "fsync_file",

@@ -37,10 +37,10 @@ def checkpoint(call: str, path: str) -> None:
         _observer(call, path)
 
 
-def create_exclusive(path: str, mode: int = 0o666) -> int:
-    """Create and open a new file for writing; fail if the name exists."""
+def create_exclusive(path: str, mode: int = 0o666, *, flags: int = os.O_RDWR) -> int:
+    """Create and open a new file (``flags`` say how); fail if the name exists."""
     checkpoint("create", path)
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    return os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
 
 
 def create_anonymous(directory: str, mode: int = 0o666) -> int:

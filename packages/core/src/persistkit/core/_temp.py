@@ -7,8 +7,8 @@ system calls is decided in exactly one place:
 1. ``open(tmp, O_CREAT | O_EXCL)`` in the target's directory, with a hidden recognisable name,
    ``flock`` on it so `sweep` can tell a live writer from a dead one; or, for a target that
    does not exist yet, an unnamed file (``O_TMPFILE``) that a crash simply makes vanish;
-2. the mode of the file being replaced (a new file keeps ``0o666 & ~umask`` from the kernel)
-   and any extended attributes, all before the fsync;
+2. the mode of the file being replaced, or the caller's ``permissions`` (a new file keeps
+   ``0o666 & ~umask`` from the kernel), and any extended attributes, all before the fsync;
 3. the caller writes the content;
 4. ``fsync(tmp)``, whose failure aborts (the temp is removed, the old file stays);
 5. one rename: ``rename(2)`` to replace, ``renameat2(RENAME_NOREPLACE)`` to create only, or
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from persistkit.core import _fs, _names, _primitives, _syscalls
 from persistkit.core.errors import (
+    InvalidArgumentError,
     NotDurableError,
     SyncError,
     TargetExistsError,
@@ -60,6 +61,21 @@ class WriteResult:
                 errno.EIO, "written atomically, but not known to survive power loss", self.path
             )
         return self
+
+
+def check_permissions(permissions: object) -> int | None:
+    """Return ``permissions`` if it is None or permission bits (an int from 0 to 0o7777).
+
+    Raises:
+        InvalidArgumentError: anything else; nothing was created.
+    """
+    if permissions is None:
+        return None
+    if type(permissions) is not int or not 0 <= permissions <= 0o7777:
+        raise InvalidArgumentError(
+            f"permissions must be None or mode bits from 0 to 0o7777, not {permissions!r}"
+        )
+    return permissions
 
 
 def resolve_target(path: str | os.PathLike[str], follow_symlinks: bool) -> str:
@@ -174,6 +190,7 @@ def stage(
     xattrs: Mapping[str, bytes] | None = None,
     anonymous: bool = False,
     check_first: bool = True,
+    permissions: int | None = None,
 ) -> StagedFile:
     """Create the temp file for ``path`` (steps 1 and 2 of the protocol).
 
@@ -191,6 +208,8 @@ def stage(
     component changes which file is replaced, so the full ``realpath`` walk (several
     ``lstat`` calls, a quarter of the cost of a whole unsynced write) runs only then.
 
+    ``permissions`` (exact bits, no umask) replace the mode the file would otherwise get.
+
     Raises:
         TargetIsDirectoryError: the target is an existing directory.
         TargetExistsError: ``overwrite`` is False and the target exists.
@@ -200,7 +219,7 @@ def stage(
     else:
         target, existing = os.path.abspath(os.fspath(path)), None
     if anonymous and existing is None and directory is None and _syscalls.ANONYMOUS_FILES:
-        staged = _stage_anonymous(target, overwrite, xattrs)
+        staged = _stage_anonymous(target, overwrite, xattrs, permissions)
         if staged is not None:
             return staged
     temp = _temp_path_for(target, directory)
@@ -208,7 +227,9 @@ def stage(
     staged = StagedFile(target, temp, fd, overwrite)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if existing is not None:
+        if permissions is not None:
+            _fs.fchmod(fd, permissions, temp)
+        elif existing is not None:
             _fs.fchmod(fd, stat.S_IMODE(existing.st_mode), temp)
         for name, value in (xattrs or {}).items():
             _fs.setxattr(fd, name, value, temp)
@@ -244,13 +265,15 @@ def _inspect(
 
 
 def _stage_anonymous(
-    target: str, overwrite: bool, xattrs: Mapping[str, bytes] | None
+    target: str, overwrite: bool, xattrs: Mapping[str, bytes] | None, permissions: int | None
 ) -> StagedFile | None:
     fd = _create_anonymous(_primitives.parent_of(target))
     if fd is None:
         return None
     staged = StagedFile(target, None, fd, overwrite)
     try:
+        if permissions is not None:
+            _fs.fchmod(fd, permissions, staged.label)
         for name, value in (xattrs or {}).items():
             _fs.setxattr(fd, name, value, staged.label)
     except BaseException:

@@ -9,7 +9,7 @@ from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
 from persistkit.core import _fs
 from persistkit.core._durability import Durability, check_durability
-from persistkit.core._temp import StagedFile, WriteResult, stage
+from persistkit.core._temp import StagedFile, WriteResult, check_permissions, stage
 from persistkit.core.errors import InvalidArgumentError
 
 TextMode = Literal["w", "wt", "tw", "w+", "w+t", "wt+"]
@@ -37,6 +37,9 @@ class AtomicWriter:
         durability: ``"durable"`` (fsync file and directory) or ``"atomic"`` (no fsync).
         follow_symlinks: see ``path``.
         xattrs: extended attributes set on the file before it is published.
+        permissions: the file's permission bits, exactly (no umask), set before the fsync;
+            by default a replaced file's mode is kept and a new file gets
+            ``0o666 & ~umask``.
         **open_kwargs: passed to `open` (``encoding``, ``newline``, ``errors``, ``buffering``).
 
     Attributes:
@@ -56,6 +59,7 @@ class AtomicWriter:
         durability: Durability = "durable",
         follow_symlinks: bool = True,
         xattrs: Mapping[str, bytes] | None = None,
+        permissions: int | None = None,
         **open_kwargs: Any,
     ) -> None:
         if "a" in mode:
@@ -67,6 +71,7 @@ class AtomicWriter:
         if "w" not in mode or "r" in mode:
             raise InvalidArgumentError(f"an atomic writer can only write, not mode {mode!r}")
         self._fsync = check_durability(durability)
+        self._permissions = check_permissions(permissions)
         self._path = path
         self._mode = mode
         self._overwrite = overwrite
@@ -121,6 +126,7 @@ class AtomicWriter:
             follow_symlinks=self._follow_symlinks,
             directory=dir,
             xattrs=self._xattrs,
+            permissions=self._permissions,
         )
         self._staged = staged
         try:
@@ -166,6 +172,7 @@ def atomic_write(
     durability: Durability = "durable",
     follow_symlinks: bool = True,
     xattrs: Mapping[str, bytes] | None = None,
+    permissions: int | None = None,
     writer_cls: type[AtomicWriter] = AtomicWriter,
     **open_kwargs: Any,
 ) -> contextlib.AbstractContextManager[TextIO]: ...
@@ -178,6 +185,7 @@ def atomic_write(
     durability: Durability = "durable",
     follow_symlinks: bool = True,
     xattrs: Mapping[str, bytes] | None = None,
+    permissions: int | None = None,
     writer_cls: type[AtomicWriter] = AtomicWriter,
     **open_kwargs: Any,
 ) -> contextlib.AbstractContextManager[BinaryIO]: ...
@@ -190,6 +198,7 @@ def atomic_write(
     durability: Durability = "durable",
     follow_symlinks: bool = True,
     xattrs: Mapping[str, bytes] | None = None,
+    permissions: int | None = None,
     writer_cls: type[AtomicWriter] = AtomicWriter,
     **open_kwargs: Any,
 ) -> contextlib.AbstractContextManager[IO[Any]]: ...
@@ -201,6 +210,7 @@ def atomic_write(
     durability: Durability = "durable",
     follow_symlinks: bool = True,
     xattrs: Mapping[str, bytes] | None = None,
+    permissions: int | None = None,
     writer_cls: type[AtomicWriter] = AtomicWriter,
     **open_kwargs: Any,
 ) -> contextlib.AbstractContextManager[IO[Any]]:
@@ -218,6 +228,7 @@ def atomic_write(
         durability: ``"durable"`` or ``"atomic"`` (no fsync: safe against a process crash only).
         follow_symlinks: write through a symlink (True) or replace the link itself.
         xattrs: extended attributes set on the file before it is published.
+        permissions: exact permission bits for the file (see `AtomicWriter`).
         writer_cls: an `AtomicWriter` subclass with changed steps.
         **open_kwargs: ``encoding``, ``newline``, ``errors``, ``buffering``.
 
@@ -241,6 +252,7 @@ def atomic_write(
         durability=durability,
         follow_symlinks=follow_symlinks,
         xattrs=xattrs,
+        permissions=permissions,
         **open_kwargs,
     ).open()
 
@@ -254,6 +266,7 @@ def write_bytes(
     follow_symlinks: bool = True,
     xattrs: Mapping[str, bytes] | None = None,
     temp_dir: str | os.PathLike[str] | None = None,
+    permissions: int | None = None,
 ) -> WriteResult:
     r"""Replace the content of ``path`` with ``data`` in one atomic step.
 
@@ -270,6 +283,9 @@ def write_bytes(
         xattrs: extended attributes that appear together with the content.
         temp_dir: stage the file in this folder (on the same filesystem) instead of beside
             the target, as maildir stages in ``tmp/``; both folders are fsynced when durable.
+        permissions: the file's permission bits, exactly (no umask), set before the fsync;
+            by default a replaced file's mode is kept and a new file gets
+            ``0o666 & ~umask``.
 
     Returns:
         What the write achieved.
@@ -293,6 +309,7 @@ def write_bytes(
         directory=None if temp_dir is None else os.fspath(temp_dir),
         anonymous=temp_dir is None,
         check_first=False,
+        permissions=check_permissions(permissions),
     )
     try:
         _fs.write_all(staged.fd, data, staged.label)
@@ -314,6 +331,7 @@ def write_text(
     durability: Durability = "durable",
     follow_symlinks: bool = True,
     xattrs: Mapping[str, bytes] | None = None,
+    permissions: int | None = None,
 ) -> WriteResult:
     r"""Replace the content of ``path`` with ``text``; the guarantees of `write_bytes`.
 
@@ -330,4 +348,5 @@ def write_text(
         durability=durability,
         follow_symlinks=follow_symlinks,
         xattrs=xattrs,
+        permissions=permissions,
     )

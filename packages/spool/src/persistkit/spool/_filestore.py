@@ -12,15 +12,14 @@ from persistkit.core import (
     Durability,
     atomic_write,
     check_durability,
+    create_exclusive,
     fsync_file,
     make_dirs,
     remove,
     rename,
 )
-from persistkit.core.errors import InvalidArgumentError, TargetExistsError
+from persistkit.core.errors import TargetExistsError
 from persistkit.spool._store_names import check_area, check_name, name_in_area
-
-_WRITE_MODES = frozenset("wxa")
 
 
 def make_area_dirs(path: str, areas: tuple[str, ...], *, durable: bool) -> None:
@@ -114,17 +113,7 @@ class FileStore:
             TargetExistsError: ``tmp`` already holds a file of that name.
         """
         name = check_name(name)
-        if not _WRITE_MODES.intersection(mode) or "r" in mode:
-            raise InvalidArgumentError(f"create() needs a writing mode, not {mode!r}")
-        path = os.path.join(self._area_dir("tmp"), name)
-
-        def exclusive(file: str, flags: int) -> int:
-            return os.open(file, flags | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-
-        try:
-            return open(path, mode, opener=exclusive, **open_kwargs)
-        except FileExistsError:
-            raise TargetExistsError(errno.EEXIST, "tmp already holds this name", path) from None
+        return create_exclusive(os.path.join(self._area_dir("tmp"), name), mode, **open_kwargs)
 
     def list(self, area: str) -> list[str]:
         """Return the full paths of the files in ``area``, oldest arrival first.
@@ -200,11 +189,14 @@ class FileStore:
             if os.path.lexists(target):
                 raise TargetExistsError(errno.EEXIST, "destination exists", target)
             with atomic_write(
-                target, "wb", overwrite=False, durability=self.durability, follow_symlinks=False
+                target,
+                "wb",
+                overwrite=False,
+                durability=self.durability,
+                follow_symlinks=False,
+                permissions=stat.S_IMODE(os.fstat(original.fileno()).st_mode),
             ) as copy:
                 shutil.copyfileobj(original, copy)
-                # Set before publishing, so the copy appears with its final permissions.
-                os.fchmod(copy.fileno(), stat.S_IMODE(os.fstat(original.fileno()).st_mode))
 
     def remove(self, name: str, area: str) -> None:
         """Remove a file from ``area``; with ``durability="durable"`` the removal is fsynced.
