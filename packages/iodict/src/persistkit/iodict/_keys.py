@@ -22,6 +22,7 @@ from typing import Union
 from persistkit.iodict.errors import UnsupportedKeyError
 
 Key = Union[str, bytes, int, tuple["Key", ...]]  # noqa: UP007 - a recursive alias needs Union
+"""The keys an `IODict` stores: ``str``, ``bytes``, ``int`` (not ``bool``) and tuples of them."""
 
 NAME_PATTERN = re.compile(r"[0-9a-f]{56}")
 _NON_STR = b"\xff"

@@ -19,7 +19,9 @@ from persistkit.tracker._tasks import new_task
 from persistkit.tracker.errors import ClosedStoreError, StoreMismatchError
 
 DEFAULT_FILE_SIZE = 1000
+"""How many keys one shard file (``0.json``, ``1.json`` ...) holds, as in tastypy."""
 DEFAULT_SYNC_AT = 1000
+"""How many pending keys make a store sync by itself, as in tastypy."""
 
 
 class PersistentOrderedDict(MutableMapping[Any, Any]):
