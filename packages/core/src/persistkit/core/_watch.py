@@ -26,7 +26,9 @@ from persistkit.core import _platform
 from persistkit.core.errors import InvalidArgumentError, UnsupportedOperationError
 
 WatchKind = Literal["auto", "inotify", "poll"]
+"""How a `DirectoryWatch` waits: inotify, polling with backoff, or ``"auto"`` (inotify if any)."""
 WatchEvent = Literal["added", "removed", "changed"]
+"""What a `DirectoryWatch` wakes for: a name appearing in, leaving, or changing in the folder."""
 
 # From <sys/inotify.h>.
 _IN_MODIFY = 0x00000002

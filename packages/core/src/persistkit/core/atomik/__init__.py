@@ -41,7 +41,9 @@ class Mode(enum.StrEnum):
 
 
 TEXT = Mode.TEXT
+"""atomik's mode for a text file (the default): the block writes ``str``."""
 BYTES = Mode.BYTES
+"""atomik's mode for a binary file: the block writes ``bytes``."""
 
 _OPEN_MODES = {Mode.TEXT: FileMode.TEXT, Mode.BYTES: FileMode.BYTES}
 
