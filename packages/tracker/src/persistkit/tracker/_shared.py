@@ -50,7 +50,9 @@ from persistkit.tracker.errors import ClosedStoreError
 
 # tastypy's names for the number of keys a shared object reads per lock while iterating.
 ITERITEMS_CHUNK_SIZE = 1000
+"""How many items a shared object reads per lock while iterating items (tastypy's name)."""
 ITERKEYS_CHUNK_SIZE = 1000
+"""How many keys a shared object reads per lock while iterating keys (tastypy's name)."""
 CHUNK_SIZE = ITERITEMS_CHUNK_SIZE
 
 _Inner = TypeVar("_Inner", bound=PersistentOrderedDict)

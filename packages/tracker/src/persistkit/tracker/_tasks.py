@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 DONE, TRIED, ABORTED = 1, 2, 4
 
 DEFAULT_PROGRESS_TRACKER_MAPPING = (("_tries", 0), ("_done", False), ("_aborted", False))
+"""The fields every tracker task has, with their defaults (tastypy's name)."""
 
 
 def new_task() -> dict[str, Any]:
