@@ -139,7 +139,11 @@ def build(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0], default=False)
 def bench(session: nox.Session) -> None:
-    """Measure every package against its peers: ``nox -s bench -- [core store ...] [--quick]``."""
+    """Measure every package against its peers: ``nox -s bench -- [core store ...] [--quick]``.
+
+    Writes bench/results/latest.md and latest.json, and draws bench/results/plots/*.png; a
+    complete run (every package, not --quick) also redraws docs/images/benchmarks/*.png.
+    """
     uv_sync(session, "--all-packages", "--group", "bench")
     env = {}
     # pyenv's shim for python2.7 refuses to run unless 2.7 is selected: ask pyenv's folder.
@@ -163,6 +167,9 @@ def bench(session: nox.Session) -> None:
         )
         env = {"PERSISTKIT_PYTHON2": python2, "PERSISTKIT_PYTHON2_PATH": str(site)}
     session.run("python", "bench/run.py", *session.posargs, env=env)
+    if not {"-h", "--help"} & set(session.posargs):
+        # Figures of a complete run go to the site too: commit them with its tables.
+        session.run("python", "bench/plots.py", "--publish", "docs/images/benchmarks")
 
 
 @nox.session(python=False, default=False)

@@ -114,6 +114,29 @@ def table(workload: Workload) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record(workload: Workload, module: str) -> dict[str, object]:
+    """A workload's results as plain data, for ``latest.json`` (and ``plots.py``)."""
+    rates = {case.name: workload.ops / statistics.median(case.seconds) for case in workload.cases}
+    base = rates[workload.baseline]
+    return {
+        "module": module,
+        "title": workload.title,
+        "ops": workload.ops,
+        "unit": workload.unit,
+        "baseline": workload.baseline,
+        "cases": [
+            {
+                "name": case.name,
+                "note": case.note,
+                "seconds": case.seconds,
+                "rate": rates[case.name],
+                "ratio": rates[case.name] / base,
+            }
+            for case in workload.cases
+        ],
+    }
+
+
 def fsync_dir(path: Path) -> None:
     """Fsync a directory (for the hand-written os-only baselines)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

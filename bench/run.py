@@ -2,13 +2,15 @@
 
 Each ``bench/bench_<name>.py`` module defines ``workloads(quick: bool) -> list[Workload]``.
 Every workload's cases are measured interleaved and printed as a markdown table; the whole
-report is also written to ``bench/results/latest.md``.
+report is also written to ``bench/results/latest.md``, and the measurements to
+``bench/results/latest.json`` (which ``bench/plots.py`` draws).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import platform
 import sys
 import time
@@ -17,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import Scratch, measure, table  # noqa: E402 - after the path is set
+from harness import Scratch, measure, record, table  # noqa: E402 - after the path is set
 
 
 def main() -> int:
@@ -26,7 +28,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer operations, for a smoke run")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    names = args.modules or sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
+    every = sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
+    names = args.modules or every
     report = [
         "# persistkit benchmarks",
         "",
@@ -35,6 +38,15 @@ def main() -> int:
         "",
     ]
     print("\n".join(report), flush=True)
+    measured = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "repeats": args.repeats,
+        "quick": args.quick,
+        "complete": not args.quick and sorted(names) == every,
+    }
+    workloads = []
     scratch = Scratch()
     try:
         for name in names:
@@ -44,6 +56,7 @@ def main() -> int:
                 rendered = table(workload)
                 print(rendered, flush=True)
                 report.append(rendered)
+                workloads.append(record(workload, name))
             extra = getattr(module, "extra_report", None)
             if extra is not None:
                 rendered = extra(args.quick)
@@ -54,6 +67,8 @@ def main() -> int:
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     (results / "latest.md").write_text("\n".join(report))
+    measured["workloads"] = workloads
+    (results / "latest.json").write_text(json.dumps(measured, indent=1))
     return 0
 
 
