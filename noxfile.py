@@ -11,6 +11,7 @@ import glob
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -18,7 +19,9 @@ import nox
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "tests", "bson", "integration", "powercut", "build"]
+nox.options.sessions = [
+    "lint", "typecheck", "tests", "bson", "integration", "powercut", "build", "docs",
+]  # fmt: skip
 
 ROOT = Path(__file__).resolve().parent
 PYTHONS = ["3.11", "3.12", "3.13"]
@@ -135,6 +138,52 @@ def build(session: nox.Session) -> None:
     session.run(
         "python", "-m", "pytest", "tests/packaging", "-q", env={"PERSISTKIT_DIST": str(dist)}
     )
+
+
+def build_site(session: nox.Session) -> Path:
+    """Build the documentation site from docs/ into build/docs/html; warnings are errors.
+
+    Always from scratch (``-E``): the API pages come from the code, which Sphinx does not
+    watch, and a warning of an unchanged page must fail every build, not only the first.
+    """
+    html = ROOT / "build" / "docs" / "html"
+    doctrees = Path(session.create_tmp()) / "doctrees"
+    session.run(
+        "python", "-m", "sphinx", "-E", "-W", "--keep-going", "-q", "-b", "html",
+        "-d", str(doctrees), "docs", str(html),
+    )  # fmt: skip
+    session.log(f"the site is in {html}; open {html / 'index.html'}")
+    return html
+
+
+@nox.session(python=PYTHONS[0])
+def docs(session: nox.Session) -> None:
+    """Run every Python example of the site in a temporary folder, then build the site."""
+    uv_sync(session, "--all-packages", "--group", "docs", "--extra", "powercut")
+    session.run("python", "-m", "pytest", "tests/docs", "-q", *session.posargs)
+    build_site(session)
+
+
+@nox.session(python=PYTHONS[0], default=False)
+def docs_screenshots(session: nox.Session) -> None:
+    """Look at the built site in headless Chromium: ``nox -s docs_screenshots -- [OUT_DIR]``.
+
+    Saves screenshots of every page at desktop and phone widths into OUT_DIR (default:
+    persistkit-docs-screenshots in the temporary folder) and fails on a broken link, an image
+    that does not load, or a page wider than the window. Uses Debian's chromium, installing
+    it (as root) when it is missing.
+    """
+    if shutil.which("chromium") is None:
+        if os.geteuid() != 0:
+            session.error("needs Debian's chromium package: apt-get install chromium")
+        apt = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-qq", external=True, env=apt)
+        session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env=apt)
+    uv_sync(session, "--all-packages", "--group", "docs", "--extra", "powercut")
+    html = build_site(session)
+    default = Path(tempfile.gettempdir()) / "persistkit-docs-screenshots"
+    out = session.posargs[0] if session.posargs else str(default)
+    session.run("python", "tests/docs/browse_site.py", str(html), out)
 
 
 @nox.session(python=PYTHONS[0], default=False)
