@@ -32,6 +32,7 @@ from sphinx.environment import BuildEnvironment
 from sphinx.ext.napoleon.docstring import GoogleDocstring
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
+from sphinx.util.inspect import stringify_signature
 from sphinx.util.nodes import nested_parse_with_titles
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,13 @@ def canonical_names() -> dict[int, str]:
     found: dict[int, str] = {}
     for distribution in distributions():
         for module in public_modules(f"{NAMESPACE}.{distribution}"):
-            for name in public_names(module):
+            # Of two names for one object (tastypy's POD and PersistentOrderedDict), the one
+            # the object calls itself is documented; the other is listed as an alias.
+            names = sorted(
+                public_names(module),
+                key=lambda n: getattr(getattr(module, n), "__name__", None) != n,
+            )
+            for name in names:
                 obj = getattr(module, name)
                 if kind_of(obj) != "data" and not inspect.ismodule(obj):
                     found.setdefault(id(obj), f"{module.__name__}.{name}")
@@ -150,6 +157,28 @@ def undocumented_members(cls: type) -> list[str]:
         if not (getattr(target, "__doc__", None) or "").strip():
             missing.append(name)
     return missing
+
+
+def init_signature(cls: type) -> str:
+    """The signature of ``__init__``, where a ``__new__(*args, **kwargs)`` would hide it.
+
+    autodoc shows a class's ``__new__`` signature before its ``__init__``; a ``__new__`` that
+    only passes everything on (the tracker's clone registry) says nothing to a reader.
+    """
+    new = next((k.__dict__["__new__"] for k in cls.__mro__ if "__new__" in k.__dict__), None)
+    if new is None or cls.__mro__[-1].__dict__.get("__new__") is new:
+        return ""
+    try:
+        passed_on = inspect.signature(new).parameters.values()
+        init = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return ""
+    kinds = {p.kind for p in passed_on} - {inspect.Parameter.POSITIONAL_OR_KEYWORD}
+    if kinds != {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}:
+        return ""
+    parameters = list(init.parameters.values())[1:]  # without self
+    shown = init.replace(parameters=parameters, return_annotation=inspect.Signature.empty)
+    return stringify_signature(shown, show_return_annotation=False)
 
 
 def assignment(exporter: ModuleType, name: str, value: Any) -> tuple[str, str | None] | None:
@@ -222,6 +251,7 @@ class PersistkitApi(SphinxDirective):
         groups: dict[str, list[str]] = {kind: [] for kind in KIND_TITLES}
         elsewhere = []
         submodules = []
+        aliases = []
         for name in public_names(module):
             obj = getattr(module, name)
             kind = kind_of(obj)
@@ -230,9 +260,15 @@ class PersistkitApi(SphinxDirective):
                 submodules.append(f":py:mod:`{name} <{obj.__name__}>`")
             elif kind != "data" and canonical_names()[id(obj)] != full:
                 role = {"exception": "exc", "class": "class", "function": "func"}.get(kind, "obj")
-                elsewhere.append(f":py:{role}:`{name} <{canonical_names()[id(obj)]}>`")
+                canonical = canonical_names()[id(obj)]
+                if canonical.rpartition(".")[0] == module.__name__:
+                    aliases.append(f"``{name}`` is :py:{role}:`{canonical.rpartition('.')[2]}`")
+                else:
+                    elsewhere.append(f":py:{role}:`{name} <{canonical}>`")
             else:
                 groups[kind] += self.entry(module, name, obj, kind)
+        if aliases:
+            lines += [f"Other names for the same objects: {'; '.join(aliases)}.", ""]
         if submodules:
             lines += [f"Submodules, documented below: {', '.join(submodules)}.", ""]
         if elsewhere:
@@ -260,7 +296,8 @@ class PersistkitApi(SphinxDirective):
         if kind == "fixture":
             return self.fixture_entry(name, obj)
         options = ["   :members:", "   :show-inheritance:"] if isinstance(obj, type) else []
-        return [f".. auto{kind}:: {full}", *options, ""]
+        signature = init_signature(obj) if isinstance(obj, type) else ""
+        return [f".. auto{kind}:: {full}{signature}", *options, ""]
 
     def napoleon(self, doc: str, what: str, name: str) -> list[str]:
         """Turn a Google-style docstring into reST, as autodoc does for the others."""
