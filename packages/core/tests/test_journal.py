@@ -223,6 +223,24 @@ def test_a_tear_under_a_coordination_file_that_survived_is_found(tmp_path: Path)
         assert payloads(journal) == [b"durable", b"next"]
 
 
+def test_a_coordination_file_older_than_the_log_is_not_trusted(tmp_path: Path) -> None:
+    # Found by the power-cut filesystem: after a cut the coordination file (never flushed)
+    # can come back older than the log, whose last commit was flushed. That commit must
+    # count, and must not be overwritten by the next one.
+    path = tmp_path / "journal"
+    shm = Path(f"{path}-shm")
+    with Journal(path) as journal:
+        journal.commit(b"a")
+        older = shm.read_bytes()
+        journal.commit(b"b, durable")
+    shm.write_bytes(older)
+    with Journal(path) as journal:
+        assert payloads(journal) == [b"a", b"b, durable"]
+        journal.commit(b"c")
+    with reopen(path) as journal:
+        assert payloads(journal) == [b"a", b"b, durable", b"c"]
+
+
 def test_records_after_a_torn_one_are_dropped_too(tmp_path: Path) -> None:
     path = tmp_path / "journal"
     with Journal(path) as journal:

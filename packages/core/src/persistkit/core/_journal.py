@@ -248,16 +248,23 @@ class _SharedLog:
             return False
 
     def _tail_matches(self, reader: LogReader) -> bool:
+        # The coordination file can disagree with the log within one boot when a filesystem
+        # is restored or remounted after a power cut (the power-cut filesystem does exactly
+        # that): it may name records the cut tore, or miss records a flush made durable.
         words = self.words
+        end, prev = words[W_END], words[W_PREV]
         if words[W_LAST] == NO_RECORD:
-            return words[W_PREV] == reader.header.crc and words[W_END] == reader.header.start
-        record = reader.record_at(words[W_LAST])
-        if record is None or record.crc != words[W_PREV] or record.end != words[W_END]:
+            if prev != reader.header.crc or end != reader.header.start:
+                return False
+        else:
+            record = reader.record_at(words[W_LAST])
+            if record is None or record.crc != prev or record.end != end:
+                return False
+        following = reader.record_at(end)
+        if following is not None and following.prev == prev:
             return False
-        # A power cut the coordination file outlived (a filesystem restored or remounted in
-        # this boot) may have torn an unflushed record before an intact last one. Only
-        # unflushed records can be torn: check those (raises CorruptJournalError).
-        reader.records(max(words[W_FLUSHED], reader.header.start), words[W_END], None)
+        # Only unflushed records can be torn; check those (raises CorruptJournalError).
+        reader.records(max(words[W_FLUSHED], reader.header.start), end, None)
         return True
 
     def _rebuild(self) -> None:
