@@ -7,15 +7,16 @@ must find the old state or the new one, nothing in between.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from persistkit.core import sweep
+from persistkit.core import CorruptFileError, sweep
 from persistkit.core.testing import CrashPoint, crash_at_every_call
-from persistkit.iodict import DurableQueue, IODict
+from persistkit.iodict import Claim, DurableQueue, IODict
 
 
 def _reset_store(directory: Path, use_xattrs: bool | None, content: dict[str, object]) -> None:
@@ -141,7 +142,86 @@ def test_queue_operations(tmp_path: Path, operation: str, after: list[str] | Non
         names = sorted(os.listdir(directory))
         assert all(name.startswith(".persistkit-queue.") for name in names), names
         kinds = sorted(name.split(".")[2] for name in names)
-        assert kinds == ["done", "head", "items", "lock", "tail"], names
+        assert kinds == ["head", "items", "json", "leases", "lock", "tail", "taken"], names
 
     crash_at_every_call(run, setup=lambda: _reset_queue(directory, before), check=check)
     assert 0 in seen and len(allowed) - 1 in seen
+
+
+def _lease_files(directory: Path) -> list[str]:
+    return sorted(os.listdir(directory / ".persistkit-queue.leases"))
+
+
+def test_claim_never_loses_its_item(tmp_path: Path) -> None:
+    directory = tmp_path / "q"
+    seen: set[bool] = set()
+
+    def check(point: CrashPoint) -> None:
+        leased = bool(_lease_files(directory))
+        seen.add(leased)
+        # Waiting, or leased to the dead child (which gives it back at once): "a" is next.
+        assert _queue_contents(directory) == ["a", "b", "c"], f"after a crash at {point}"
+        assert _lease_files(directory) == []
+
+    crash_at_every_call(
+        lambda: DurableQueue(directory).claim(block=False),
+        setup=lambda: _reset_queue(directory, ["a", "b", "c"]),
+        check=check,
+    )
+    assert seen == {False, True}
+
+
+def test_ack_is_all_or_nothing(tmp_path: Path) -> None:
+    directory = tmp_path / "q"
+    claims: list[Claim[str]] = []
+    seen: set[bool] = set()
+
+    def setup() -> None:
+        _reset_queue(directory, ["a", "b", "c"])
+        claims[:] = [DurableQueue[str](directory).claim(block=False)]  # held by this process
+
+    def claims_ack() -> None:
+        claims[0].ack()
+
+    def check(point: CrashPoint) -> None:
+        acked = not _lease_files(directory)
+        seen.add(acked)
+        items = directory / ".persistkit-queue.items"
+        if not acked:
+            assert (items / ("0" * 20)).exists(), f"a lease without its item after {point}"
+        # Acknowledged, or still leased to a live process: never delivered again.
+        assert _queue_contents(directory) == ["b", "c"], f"after a crash at {point}"
+        if acked:
+            assert os.listdir(items) == []  # what the child left is tidied away
+
+    crash_at_every_call(claims_ack, setup=setup, check=check)
+    assert seen == {False, True}
+
+
+def test_a_poison_item_is_in_exactly_one_place(tmp_path: Path) -> None:
+    directory = tmp_path / "q"
+    poison = directory / ".persistkit-queue.items" / ("0" * 20)
+    seen: set[bool] = set()
+
+    def setup() -> None:
+        _reset_queue(directory, ["a", "b"])
+        poison.write_bytes(b"\x80\x04junk")
+
+    def run() -> None:
+        with contextlib.suppress(CorruptFileError):
+            DurableQueue(directory).get_nowait()
+
+    def check(point: CrashPoint) -> None:
+        queue = DurableQueue(directory)
+        buried = [letter.id for letter in queue.dead_letters()]
+        seen.add(bool(buried))
+        if not buried:
+            assert poison.read_bytes() == b"\x80\x04junk", f"lost after {point}"
+            with pytest.raises(CorruptFileError):
+                queue.get_nowait()
+        assert [letter.id for letter in queue.dead_letters()] == [0]
+        assert not poison.exists()
+        assert list(queue.getter()) == ["b"], f"after a crash at {point}"
+
+    crash_at_every_call(run, setup=setup, check=check)
+    assert seen == {False, True}

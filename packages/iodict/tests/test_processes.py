@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import signal
 import subprocess
 import sys
@@ -155,3 +157,63 @@ def test_independent_processes_share_one_iodict(fresh_tmp: Path) -> None:
         mine = [key for key in keys if isinstance(key, str) and key.startswith(f"w{n}-")]
         assert mine == [f"w{n}-{i}" for i in range(150) if i % 10]
         assert all(store[key] == int(key.split("-")[1]) for key in mine)
+
+
+CLAIMER = textwrap.dedent(
+    """
+    import os, queue, sys
+    from persistkit.iodict import DurableQueue
+    q = DurableQueue(sys.argv[1], durability="atomic")
+    out = int(sys.argv[2])
+    while q.unfinished_tasks:
+        try:
+            job = q.claim(timeout=1.0)
+        except queue.Empty:
+            continue
+        os.write(out, f"working {job.item}\\n".encode())
+        job.ack()
+        os.write(out, f"acked {job.item}\\n".encode())
+    """
+)
+
+
+def test_claimers_killed_at_random_every_item_acked_once(fresh_tmp: Path) -> None:
+    path = fresh_tmp / "q"
+    items = 400
+    DurableQueue(path, durability="atomic").put_many(range(items))
+    rng = random.Random(5)
+    read_end, write_end = os.pipe()
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, str(path), str(write_end)], pass_fds=(write_end,)
+        )
+
+    workers = [start() for _ in range(4)]
+    worked: Counter[int] = Counter()
+    acked: Counter[int] = Counter()
+    kills = 0
+    next_kill = rng.randint(10, 40)
+    with os.fdopen(read_end, "rb") as lines:
+        # Ends when every worker has exited (after the last kill, no one else holds the
+        # pipe's write end), which they do once no task is unfinished.
+        for line in lines:
+            word, number = line.split()
+            (acked if word == b"acked" else worked)[int(number)] += 1
+            if kills < 8 and sum(acked.values()) >= next_kill:
+                victim = workers.pop(rng.randrange(len(workers)))
+                victim.send_signal(signal.SIGKILL)
+                victim.wait()
+                workers.append(start())
+                kills += 1
+                next_kill += rng.randint(10, 40)  # 8 kills within 320 of 400 acks
+                if kills == 8:
+                    os.close(write_end)
+    for worker in workers:
+        assert worker.wait(timeout=120) == 0
+    assert kills == 8
+    q = DurableQueue(path)
+    assert q.qsize() == 0 and q.unfinished_tasks == 0 and not q.dead_letters()
+    assert set(worked) == set(range(items))  # at least once
+    assert max(acked.values()) == 1  # an ack returns once per item, never twice
+    assert os.listdir(path / ".persistkit-queue.leases") == []

@@ -1,16 +1,23 @@
 from __future__ import annotations
 
+import errno
+import gc
+import json
 import multiprocessing
 import os
+import pickle
 import queue
+import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from persistkit.core import CorruptFileError, SerializationError
-from persistkit.core.testing import record_calls
-from persistkit.iodict import DurableQueue, QueueClosedError
+from persistkit.core.pytest_plugin import MountTmpfs
+from persistkit.core.testing import facility_unavailable, record_calls, snapshot_tree
+from persistkit.iodict import DurableQueue, LayoutError, QueueClosedError
 
 
 def test_queue_api(tmp_path: Path) -> None:
@@ -49,14 +56,22 @@ def test_get_touches_one_item_whatever_the_depth(
     deep = DurableQueue(tmp_path / "deep", durability="atomic")
     deep.put_many(range(2000))
 
-    def no_listing(*args: object) -> None:
-        raise AssertionError("get listed the directory")
+    real_scandir, real_listdir = os.scandir, os.listdir
 
-    monkeypatch.setattr(os, "scandir", no_listing)
-    monkeypatch.setattr(os, "listdir", no_listing)
+    def refuse_items(real: Any) -> Any:
+        def listing(path: Any = ".") -> Any:
+            # The queue directory itself (markers, leases) may be listed; the items never.
+            if os.fspath(path).endswith(".persistkit-queue.items"):
+                raise AssertionError("get listed the items")
+            return real(path)
+
+        return listing
+
+    monkeypatch.setattr(os, "scandir", refuse_items(real_scandir))
+    monkeypatch.setattr(os, "listdir", refuse_items(real_listdir))
     shallow_calls = [c.name for c in record_calls(shallow.get)]
     deep_calls = [c.name for c in record_calls(deep.get)]
-    # The same few calls at depth 2 and 2000: write the state file, remove the item.
+    # The same few calls at depth 2 and 2000: move the head marker, remove the item.
     assert deep_calls == shallow_calls
     assert deep_calls[-2:] == ["rename", "unlink"]
 
@@ -68,17 +83,6 @@ def test_json_format(tmp_path: Path) -> None:
         q.put(object())
     assert q.qsize() == 1
     assert DurableQueue(tmp_path / "q", format="json").get() == {"a": [1]}
-
-
-def test_corrupt_item_raises_and_stays(tmp_path: Path) -> None:
-    q = DurableQueue(tmp_path / "q")
-    q.put("x")
-    item = tmp_path / "q" / ".persistkit-queue.items" / ("0" * 20)
-    with open(item, "r+b") as f:
-        f.truncate(2)
-    with pytest.raises(CorruptFileError):
-        q.get_nowait()
-    assert item.exists() and q.qsize() == 1
 
 
 def test_blocking_get_wakes_on_put_from_thread(tmp_path: Path) -> None:
@@ -170,3 +174,127 @@ def test_leftovers_of_dead_processes_are_removed_when_empty(tmp_path: Path) -> N
     assert os.listdir(items) == []  # and once the queue is empty it is gone
     reopened.put("c")
     assert reopened.get() == "c"
+
+
+def test_the_format_is_recorded(tmp_path: Path) -> None:
+    DurableQueue(tmp_path / "q", format="json").put((1, 2))
+    assert DurableQueue(tmp_path / "q").get_nowait() == [1, 2]  # JSON, not a pickle error
+    with pytest.raises(LayoutError, match="json"):
+        DurableQueue(tmp_path / "q", format="pickle")
+    with pytest.raises(LayoutError):
+        DurableQueue(tmp_path / "q", format=pickle)
+    DurableQueue(tmp_path / "q", format=json).put(3)  # the module is the same format
+    assert DurableQueue(tmp_path / "q").get_nowait() == 3
+
+
+def test_the_format_of_a_custom_codec_must_be_passed_again(tmp_path: Path) -> None:
+    class Upper:
+        __name__ = "upper"
+
+        @staticmethod
+        def dumps(value: str) -> bytes:
+            return value.upper().encode()
+
+        @staticmethod
+        def loads(data: bytes) -> str:
+            return data.decode()
+
+    DurableQueue(tmp_path / "q", format=Upper()).put("x")
+    with pytest.raises(LayoutError, match="upper"):
+        DurableQueue(tmp_path / "q")
+    assert DurableQueue(tmp_path / "q", format=Upper()).get() == "X"
+
+
+def _as_written_by_01(directory: Path, payloads: list[bytes], head: int, done: int) -> None:
+    """A queue directory as persistkit 0.1 left it: no format record, a done marker."""
+    items = directory / ".persistkit-queue.items"
+    items.mkdir(parents=True)
+    for seq, payload in enumerate(payloads):
+        if seq >= head:
+            (items / f"{seq:020d}").write_bytes(payload)
+    for kind, value in [("head", head), ("tail", len(payloads)), ("done", done)]:
+        (directory / f".persistkit-queue.{kind}.{value}").write_bytes(b"")
+    (directory / ".persistkit-queue.lock").write_bytes(b"")
+
+
+def test_a_queue_of_persistkit_01_keeps_its_format_and_task_count(tmp_path: Path) -> None:
+    directory = tmp_path / "q"
+    # JSON items, 3 put, 2 gotten, 1 of those marked done: one task is still open.
+    _as_written_by_01(directory, [b"1", b"2", b'{"a": 3}'], head=2, done=1)
+    q: DurableQueue[Any] = DurableQueue(directory)
+    assert q.qsize() == 1 and q.unfinished_tasks == 2
+    assert q.get() == {"a": 3}  # recognised as JSON, and recorded
+    assert (directory / ".persistkit-queue.json").exists()
+    assert not list(directory.glob(".persistkit-queue.done.*"))
+    assert q.unfinished_tasks == 2
+    q.task_done()
+    q.task_done()
+    q.join(timeout=0)
+    with pytest.raises(ValueError):
+        q.task_done()
+
+
+def test_reading_writes_nothing(tmp_path: Path) -> None:
+    directory = tmp_path / "q"
+    q: DurableQueue[int] = DurableQueue(directory)
+    q.put_many(range(5))
+    q.claim()
+    before = snapshot_tree(directory)
+    reader: DurableQueue[int] = DurableQueue(directory)
+    assert (reader.qsize(), reader.empty(), reader.full(), reader.unfinished_tasks) == (
+        4,
+        False,
+        False,
+        5,
+    )
+    assert reader.dead_letters() == []
+    assert snapshot_tree(directory) == before
+    missing: DurableQueue[int] = DurableQueue(tmp_path / "nothing")
+    assert missing.qsize() == 0 and missing.unfinished_tasks == 0
+    with pytest.raises(queue.Empty):
+        missing.get_nowait()
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_a_queue_on_read_only_media_can_be_inspected(
+    mounted_tmpfs: MountTmpfs, tmp_path: Path
+) -> None:
+    mountpoint = mounted_tmpfs("1m")
+    directory = mountpoint / "q"
+
+    def fill() -> None:
+        q: DurableQueue[int] = DurableQueue(directory)
+        q.put_many(range(3))
+        q.claim()
+        q.put(99)
+        (directory / ".persistkit-queue.items" / f"{1:020d}").write_bytes(b"junk")
+        with pytest.raises(CorruptFileError):
+            q.get_nowait()
+
+    fill()
+    gc.collect()  # the writer's lock file descriptor would keep the mount busy
+    remount = subprocess.run(
+        ["mount", "-o", "remount,ro", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if remount.returncode != 0:
+        facility_unavailable(f"cannot remount the tmpfs read-only: {remount.stderr.strip()}")
+    before = snapshot_tree(directory)
+    reader: DurableQueue[int] = DurableQueue(directory)
+    assert reader.qsize() == 2 and reader.unfinished_tasks == 3
+    assert [letter.id for letter in reader.dead_letters()] == [1]
+    assert not reader.empty()
+    with pytest.raises(OSError) as raised:
+        reader.get_nowait()  # taking an item is a write
+    assert raised.value.errno == errno.EROFS
+    assert snapshot_tree(directory) == before
+
+
+def test_generic(tmp_path: Path) -> None:
+    q = DurableQueue[int](tmp_path / "q")
+    q.put(1)
+    value: int = q.get()
+    assert value == 1
+    assert DurableQueue[str].__origin__ is DurableQueue  # type: ignore[attr-defined]

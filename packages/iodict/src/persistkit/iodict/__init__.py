@@ -13,6 +13,8 @@ Example:
 
 from importlib import metadata as _metadata
 
+from persistkit.iodict._claim import Claim
+from persistkit.iodict._dead_letters import DeadLetter
 from persistkit.iodict._flush import FlushQueue
 from persistkit.iodict._iodict import IODict
 from persistkit.iodict._keys import Key
@@ -20,6 +22,7 @@ from persistkit.iodict._queue import DurableQueue
 from persistkit.iodict.errors import (
     KeyTooLongError,
     LayoutError,
+    LeaseLostError,
     QueueClosedError,
     StorePathError,
     UnsupportedKeyError,
@@ -28,12 +31,15 @@ from persistkit.iodict.errors import (
 __version__ = _metadata.version("persistkit-iodict")
 
 __all__ = [
+    "Claim",
+    "DeadLetter",
     "DurableQueue",
     "FlushQueue",
     "IODict",
     "Key",
     "KeyTooLongError",
     "LayoutError",
+    "LeaseLostError",
     "QueueClosedError",
     "StorePathError",
     "UnsupportedKeyError",

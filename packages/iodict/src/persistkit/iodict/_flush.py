@@ -34,7 +34,7 @@ class FlushQueue:
         self.lock = lock
         self.semaphore = semaphore
 
-    def _durable(self) -> DurableQueue:
+    def _durable(self) -> DurableQueue[Any]:
         return DurableQueue(self.path, lock=self.lock, semaphore=self.semaphore)
 
     def _take_all(self) -> list[Any]:

@@ -7,11 +7,14 @@ cross process boundaries intact.
 
 from __future__ import annotations
 
+import errno
+
 from persistkit.core.errors import InvalidArgumentError, PersistkitError, PersistkitOSError
 
 __all__ = [
     "KeyTooLongError",
     "LayoutError",
+    "LeaseLostError",
     "QueueClosedError",
     "StorePathError",
     "UnsupportedKeyError",
@@ -43,3 +46,17 @@ class LayoutError(InvalidArgumentError):
 
 class QueueClosedError(PersistkitError, ValueError):
     """`DurableQueue.close` was called; the queue object can no longer be used."""
+
+
+class LeaseLostError(PersistkitOSError, FileNotFoundError):
+    """A `Claim` no longer holds its item; nothing was changed.
+
+    Its lease ran out and another consumer claimed the item (which will settle it), or the
+    claim was already settled.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.ENOENT, "the claim on this item was lost (its lease ran out?)", path)
+
+    def __reduce__(self) -> tuple[type[LeaseLostError], tuple[str]]:
+        return (type(self), (str(self.filename),))
