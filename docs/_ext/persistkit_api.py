@@ -15,6 +15,7 @@ method and property of a documented class: a missing one is a warning, which the
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib
 import inspect
@@ -72,7 +73,10 @@ def all_modules(package: str) -> list[ModuleType]:
     found = [root]
     for info in pkgutil.walk_packages(root.__path__, f"{package}."):
         if not info.name.endswith(".__main__"):
-            found.append(importlib.import_module(info.name))
+            # A private module of an optional extra that is not installed defines nothing
+            # public; the public names that need it are reported by `exported`.
+            with contextlib.suppress(ImportError, OSError):
+                found.append(importlib.import_module(info.name))
     return found
 
 
@@ -86,6 +90,25 @@ def public_names(module: ModuleType) -> list[str]:
             if not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
         ]
     return [name for name in names if not (name.startswith("__") and name.endswith("__"))]
+
+
+class Unloadable:
+    """Stands for an exported name whose import failed (a lazily loaded optional module)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def exported(module: ModuleType, name: str) -> Any:
+    """``module.name``, or an `Unloadable` saying why it cannot be imported here.
+
+    persistkit.core.testing loads its power-cut names on first use; they need core's
+    ``powercut`` extra and libfuse 3 (Debian's fuse3), which the docs session installs.
+    """
+    try:
+        return getattr(module, name)
+    except (ImportError, OSError) as error:
+        return Unloadable(error)
 
 
 def is_fixture(obj: Any) -> bool:
@@ -116,10 +139,10 @@ def canonical_names() -> dict[int, str]:
             # the object calls itself is documented; the other is listed as an alias.
             names = sorted(
                 public_names(module),
-                key=lambda n: getattr(getattr(module, n), "__name__", None) != n,
+                key=lambda n: getattr(exported(module, n), "__name__", None) != n,
             )
             for name in names:
-                obj = getattr(module, name)
+                obj = exported(module, name)
                 if kind_of(obj) != "data" and not inspect.ismodule(obj):
                     found.setdefault(id(obj), f"{module.__name__}.{name}")
     return found
@@ -243,6 +266,23 @@ class PersistkitApi(SphinxDirective):
         """Warn that ``what`` has no docstring (an error under ``sphinx-build -W``)."""
         logger.warning("%s has no docstring", what, location=self.get_location())
 
+    def loadable_names(self, module: ModuleType) -> list[str]:
+        """The module's public names, warning about (and leaving out) any that fail to import."""
+        names = []
+        for name in public_names(module):
+            obj = exported(module, name)
+            if isinstance(obj, Unloadable):
+                logger.warning(
+                    "%s.%s cannot be imported to be documented: %s",
+                    module.__name__,
+                    name,
+                    obj.error,
+                    location=self.get_location(),
+                )
+            else:
+                names.append(name)
+        return names
+
     def module_lines(self, module: ModuleType, underline: str) -> list[str]:
         """Return the reST of one module: its docstring, then its names grouped by kind."""
         lines = [f".. automodule:: {module.__name__}", ""]
@@ -252,8 +292,8 @@ class PersistkitApi(SphinxDirective):
         elsewhere = []
         submodules = []
         aliases = []
-        for name in public_names(module):
-            obj = getattr(module, name)
+        for name in self.loadable_names(module):
+            obj = exported(module, name)
             kind = kind_of(obj)
             full = f"{module.__name__}.{name}"
             if inspect.ismodule(obj):
@@ -359,7 +399,7 @@ def link_type_aliases(app: Sphinx, config: Config) -> None:
         package = f"{NAMESPACE}.{distribution}"
         root = importlib.import_module(package)
         for name in public_names(root):
-            obj = getattr(root, name)
+            obj = exported(root, name)
             if is_type_alias(obj) and all(
                 getattr(module, name, obj) is obj for module in everywhere
             ):
