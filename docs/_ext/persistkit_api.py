@@ -41,8 +41,8 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "persistkit"
 FIRST = "core"  # every sibling re-exports core's names: core's pages own them
 KIND_TITLES = {
-    "function": "Functions",
     "fixture": "pytest fixtures",
+    "function": "Functions",
     "class": "Classes",
     "exception": "Exceptions",
     "data": "Constants and types",
@@ -84,10 +84,13 @@ def public_names(module: ModuleType) -> list[str]:
     """``__all__`` without dunders, or the public names the module itself defines."""
     names = getattr(module, "__all__", None)
     if names is None:
+        # The pytest plugin has no __all__: its fixtures and types are its API; its
+        # pytest_* hook implementations are called by pytest, not by users.
         names = [
             name
             for name, value in vars(module).items()
-            if not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
+            if not name.startswith(("_", "pytest_"))
+            and getattr(value, "__module__", None) == module.__name__
         ]
     return [name for name in names if not (name.startswith("__") and name.endswith("__"))]
 
