@@ -26,13 +26,7 @@ from persistkit.core._object_keys import object_name
 from persistkit.core.testing import S3Endpoint, snapshot_tree
 
 sys.path.insert(0, os.path.dirname(__file__))
-from objectstore_support import (
-    Backend,
-    local_backend,
-    run_together,
-    s3_backend,
-    start_workers,
-)
+from objectstore_support import Backend, local_backend, race, s3_backend
 
 ODD_KEYS = [
     "a//b",
@@ -266,9 +260,8 @@ def test_local_objects_are_plain_files_holding_exactly_the_bytes(tmp_path: Path)
 def test_sixteen_processes_racing_to_create_each_key_leave_exactly_one_winner(
     backend: Backend,
 ) -> None:
-    keys = [f"race/{i}" for i in range(12)]
-    procs = start_workers(backend, 16, "create", *keys)
-    results = run_together(procs)
+    keys = [f"race/{i}" for i in range(8)]
+    results = race([backend], 16, "create", *keys)
     wins = Counter(key for line in results for key in line.split()[1:])
     assert wins == Counter({key: 1 for key in keys})
     for key in keys:
@@ -281,7 +274,6 @@ def test_sixteen_processes_counting_by_compare_and_swap_lose_no_increment(
     backend: Backend,
 ) -> None:
     backend.store.put_if_absent("counter", b"0 start")
-    procs = start_workers(backend, 16, "count", "counter", "6")
-    results = run_together(procs)
-    assert int(backend.store.get("counter").data.split()[0]) == 16 * 6
+    results = race([backend], 16, "count", "counter", "4")
+    assert int(backend.store.get("counter").data.split()[0]) == 16 * 4
     assert all(line.startswith("conflicts") for line in results)

@@ -26,9 +26,9 @@ from persistkit.core import (
     OutcomeUnknownError,
     S3ObjectStore,
     StoreUnavailableError,
+    _s3_capabilities,
     open_object_store,
 )
-from persistkit.core import _s3_capabilities
 from persistkit.core.pytest_plugin import StartSeaweed
 from persistkit.core.testing import Fault, S3Endpoint, S3FaultProxy
 
@@ -199,9 +199,8 @@ def test_a_server_ignoring_if_match_on_delete_is_refused_not_trusted(
 
 
 def test_an_unreachable_server_is_a_typed_error(s3_bucket: str) -> None:
-    from persistkit.core.testing import S3Endpoint as Endpoint
-
     from persistkit.core._seaweed import free_port
+    from persistkit.core.testing import S3Endpoint as Endpoint
 
     nowhere = Endpoint(f"http://127.0.0.1:{free_port()}", "x", "y")
     store = nowhere.store(s3_bucket, retries=1, settle_attempts=1)
@@ -230,8 +229,17 @@ def test_an_s3_url_takes_the_endpoint_and_credentials_from_the_aws_environment(
 
 @pytest.mark.parametrize(
     "url",
-    ["s3://", "s3:///prefix", "s3://b/a//b", "s3://b/a/../b", "s3://b/./a", "s3://b/a\\b",
-     "s3://b/p?x=1", "gs://b/p", "s3://b/" + "x" * 256],
+    [
+        "s3://",
+        "s3:///prefix",
+        "s3://b/a//b",
+        "s3://b/a/../b",
+        "s3://b/./a",
+        "s3://b/a\\b",
+        "s3://b/p?x=1",
+        "gs://b/p",
+        "s3://b/" + "x" * 256,
+    ],
 )
 def test_a_malformed_location_is_refused(url: str) -> None:
     with pytest.raises(InvalidArgumentError):
@@ -273,9 +281,18 @@ def test_the_server_killed_mid_run_loses_nothing_acknowledged(seaweedfs: StartSe
     endpoint = server.endpoint
     bucket = endpoint.create_bucket()
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, endpoint.endpoint_url, endpoint.access_key,
-         endpoint.secret_key, bucket],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"},
+        [
+            sys.executable,
+            "-c",
+            WRITER,
+            endpoint.endpoint_url,
+            endpoint.access_key,
+            endpoint.secret_key,
+            bucket,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"},
     )
     assert writer.stdout is not None
     acknowledged = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -77,6 +78,7 @@ class S3FaultProxy:
         self.strip_if_match_on_delete = False
         self.hits: list[tuple[str, str, str]] = []
         self.forwarded: list[tuple[str, str, bool]] = []
+        self._connections: set[socket.socket] = set()
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -94,9 +96,15 @@ class S3FaultProxy:
             self._faults.append(fault)
 
     def close(self) -> None:
-        """Stop serving."""
+        """Stop serving, and end the connections clients keep open (and their threads)."""
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self._thread.join()
 
     def __enter__(self) -> S3FaultProxy:
         return self
@@ -141,6 +149,17 @@ class S3FaultProxy:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with proxy._lock:
+                    proxy._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with proxy._lock:
+                    proxy._connections.discard(self.connection)
+                with contextlib.suppress(OSError):
+                    super().finish()
 
             def log_message(self, format: str, *args: Any) -> None:
                 del format, args  # quiet: the test report is the place for findings
