@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import zlib
 from collections.abc import Iterator
 
 from persistkit.core import _object_keys
@@ -71,6 +72,7 @@ class LocalObjectStore(ObjectStore):
         check_durability(durability)
         self.root = os.path.abspath(os.fspath(root))
         self.durability: Durability = durability
+        self._locks: dict[int, FileLock] = {}
 
     @property
     def location(self) -> str:
@@ -84,11 +86,15 @@ class LocalObjectStore(ObjectStore):
         return os.path.join(self.root, _object_keys.object_name(key))
 
     def _lock(self, path: str) -> FileLock:
-        stripe = int(hashlib.md5(path.encode(), usedforsecurity=False).hexdigest()[:8], 16)
-        folder = os.path.join(self.root, LOCK_FOLDER)
-        if not os.path.isdir(folder):
-            make_dirs(folder, durability="atomic")
-        return FileLock.for_path(os.path.join(folder, f"{stripe % _STRIPES:02d}"))
+        stripe = zlib.crc32(path.encode()) % _STRIPES
+        lock = self._locks.get(stripe)
+        if lock is None:
+            folder = os.path.join(self.root, LOCK_FOLDER)
+            if not os.path.isdir(folder):
+                make_dirs(folder, durability="atomic")
+            # One object per lock file in the process (flock is per open file description).
+            lock = self._locks[stripe] = FileLock.for_path(os.path.join(folder, f"{stripe:02d}"))
+        return lock
 
     def _make_parent(self, path: str) -> None:
         parent = os.path.dirname(path)
