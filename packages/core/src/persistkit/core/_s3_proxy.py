@@ -70,6 +70,7 @@ class S3FaultProxy:
         endpoint: where clients connect (same credentials as ``upstream``).
         hits: the faults injected so far, as ``(method, path, when)`` tuples.
         forwarded: every request the server received, as ``(method, path, conditional)``.
+        conditions: the ``If-Match`` and ``If-None-Match`` values of every request, as sent.
         strip_if_match_on_delete: remove ``If-Match`` from every DELETE (off by default).
     """
 
@@ -78,6 +79,7 @@ class S3FaultProxy:
         self.strip_if_match_on_delete = False
         self.hits: list[tuple[str, str, str]] = []
         self.forwarded: list[tuple[str, str, bool]] = []
+        self.conditions: list[str] = []
         self._connections: set[socket.socket] = set()
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -168,7 +170,13 @@ class S3FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {name: value for name, value in self.headers.items()}
-                conditional = any(name.lower() in ("if-match", "if-none-match") for name in headers)
+                sent = [
+                    value
+                    for name, value in headers.items()
+                    if name.lower() in ("if-match", "if-none-match")
+                ]
+                conditional = bool(sent)
+                proxy.conditions.extend(sent)
                 fault = proxy._take(self.command, conditional)
                 if fault is not None:
                     proxy.hits.append((self.command, self.path, fault.when))

