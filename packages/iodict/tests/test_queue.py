@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -16,7 +17,13 @@ import pytest
 
 from persistkit.core import CorruptFileError, SerializationError
 from persistkit.core.pytest_plugin import MountTmpfs
-from persistkit.core.testing import facility_unavailable, record_calls, snapshot_tree
+from persistkit.core.testing import (
+    CrashPoint,
+    crash_at_every_call,
+    facility_unavailable,
+    record_calls,
+    snapshot_tree,
+)
 from persistkit.iodict import DurableQueue, LayoutError, QueueClosedError
 
 
@@ -53,8 +60,10 @@ def test_get_touches_one_item_whatever_the_depth(
 ) -> None:
     shallow = DurableQueue(tmp_path / "shallow", durability="atomic")
     shallow.put_many(range(2))
+    shallow.checkpoint()
     deep = DurableQueue(tmp_path / "deep", durability="atomic")
     deep.put_many(range(2000))
+    deep.checkpoint()
 
     real_scandir, real_listdir = os.scandir, os.listdir
 
@@ -71,9 +80,8 @@ def test_get_touches_one_item_whatever_the_depth(
     monkeypatch.setattr(os, "listdir", refuse_items(real_listdir))
     shallow_calls = [c.name for c in record_calls(shallow.get)]
     deep_calls = [c.name for c in record_calls(deep.get)]
-    # The same few calls at depth 2 and 2000: move the head marker, remove the item.
-    assert deep_calls == shallow_calls
-    assert deep_calls[-2:] == ["rename", "unlink"]
+    # The same calls at depth 2 and 2000: one journal record, then the item file removed.
+    assert deep_calls == shallow_calls == ["write", "unlink"]
 
 
 def test_json_format(tmp_path: Path) -> None:
@@ -259,7 +267,7 @@ def test_reading_writes_nothing(tmp_path: Path) -> None:
 def test_a_queue_on_read_only_media_can_be_inspected(
     mounted_tmpfs: MountTmpfs, tmp_path: Path
 ) -> None:
-    mountpoint = mounted_tmpfs("1m")
+    mountpoint = mounted_tmpfs("4m")
     directory = mountpoint / "q"
 
     def fill() -> None:
@@ -267,12 +275,13 @@ def test_a_queue_on_read_only_media_can_be_inspected(
         q.put_many(range(3))
         q.claim()
         q.put(99)
+        q.checkpoint()
         (directory / ".persistkit-queue.items" / f"{1:020d}").write_bytes(b"junk")
         with pytest.raises(CorruptFileError):
             q.get_nowait()
 
     fill()
-    gc.collect()  # the writer's lock file descriptor would keep the mount busy
+    gc.collect()  # the writer's journal descriptors would keep the mount busy
     remount = subprocess.run(
         ["mount", "-o", "remount,ro", str(mountpoint)],
         capture_output=True,
@@ -298,3 +307,44 @@ def test_generic(tmp_path: Path) -> None:
     value: int = q.get()
     assert value == 1
     assert DurableQueue[str].__origin__ is DurableQueue  # type: ignore[attr-defined]
+
+
+def test_a_checkpoint_by_another_opener_is_seen(tmp_path: Path) -> None:
+    writer: DurableQueue[bytes] = DurableQueue(tmp_path / "q", durability="atomic")
+    reader: DurableQueue[bytes] = DurableQueue(tmp_path / "q", durability="atomic")
+    big = [bytes([n]) * 4096 for n in range(256)]  # 1 MiB: at least one checkpoint
+    writer.put(b"first")
+    assert reader.get() == b"first"
+    writer.put_many(big[:100])
+    held = reader.claim()
+    writer.put_many(big[100:])
+    assert len(os.listdir(tmp_path / "q" / ".persistkit-queue.items")) > 0  # checkpointed
+    assert held.item == big[0]
+    assert [reader.get() for _ in range(255)] == big[1:]
+    held.ack()
+    assert reader.qsize() == 0 and writer.unfinished_tasks == 256  # gets await task_done
+    for _ in range(256):
+        reader.task_done()
+    writer.join(timeout=0)
+
+
+def test_checkpoint_is_crash_safe(tmp_path: Path) -> None:
+    directory = tmp_path / "q"
+
+    def setup() -> None:
+        shutil.rmtree(directory, ignore_errors=True)
+        q: DurableQueue[int] = DurableQueue(directory)
+        q.put_many(range(4))
+        q.checkpoint()
+        q.put_many(range(4, 8))
+        assert q.get() == 0
+        q.claim().nack()  # 1 given back: first in line
+        q.claim(lease=3600)  # 1 again, leased to this (living) process
+        assert q.get() == 2
+
+    def check(point: CrashPoint) -> None:
+        q: DurableQueue[int] = DurableQueue(directory)
+        assert q.unfinished_tasks == 8, f"after a crash at {point}"  # 0 and 2 await task_done
+        assert list(q.getter()) == list(range(3, 8)), f"after a crash at {point}"
+
+    crash_at_every_call(lambda: DurableQueue(directory).checkpoint(), setup=setup, check=check)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import pickle
 import queue
 import sys
 from collections.abc import Iterator
@@ -50,7 +51,7 @@ def test_a_missing_class_is_moved_aside_and_named(tmp_path: Path, vanishing_clas
     q.put(vanishing_class(7))
     q.put("third")
     assert q.get() == "first"
-    payload = (tmp_path / "q" / ITEMS / f"{1:020d}").read_bytes()
+    payload = pickle.dumps(vanishing_class(7))  # its only copy is in the queue's journal
     _forget_module(tmp_path / "modules" / "jobs_v1.py")
 
     with pytest.raises(UnloadableValueError) as raised:
@@ -102,6 +103,7 @@ def test_a_requeued_dead_letter_is_delivered_once_the_class_is_back(
 def test_a_damaged_item_is_corrupt_and_moved_aside(tmp_path: Path) -> None:
     q: DurableQueue[Any] = DurableQueue(tmp_path / "q")
     q.put_many(["x", "y"])
+    q.checkpoint()  # now each item is a file
     item = tmp_path / "q" / ITEMS / ("0" * 20)
     with open(item, "r+b") as f:
         f.truncate(2)
@@ -120,6 +122,7 @@ def test_a_damaged_item_is_corrupt_and_moved_aside(tmp_path: Path) -> None:
 def test_json_queue_damage_is_corrupt(tmp_path: Path) -> None:
     q: DurableQueue[Any] = DurableQueue(tmp_path / "q", format="json")
     q.put_many([{"a": 1}, {"b": 2}])
+    q.checkpoint()
     (tmp_path / "q" / ITEMS / ("0" * 20)).write_bytes(b'{"a": ')
     with pytest.raises(CorruptFileError):
         q.get()
@@ -142,6 +145,7 @@ def test_claim_moves_a_poison_item_aside_too(tmp_path: Path, vanishing_class: An
 def test_ingest_moves_undecodable_items_aside_and_restores_the_rest(tmp_path: Path) -> None:
     q: DurableQueue[Any] = DurableQueue(tmp_path / "q")
     q.put_many([1, 2, 3])
+    q.checkpoint()
     (tmp_path / "q" / ITEMS / f"{1:020d}").write_bytes(b"\x80\x04junk")
     restored: list[Any] = []
     with pytest.raises(CorruptFileError):

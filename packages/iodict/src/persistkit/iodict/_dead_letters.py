@@ -57,19 +57,22 @@ def dead_path(dead_dir: str, item: int) -> str:
 def bury(
     dead_dir: str,
     item: int,
-    source: str,
+    source: str | None,
+    data: bytes,
     *,
     reason: str,
     error: str,
     tries: int,
     durability: Durability,
 ) -> str:
-    """Move the item file ``source`` into the dead-letter area; return its new path.
+    """Move item ``item`` into the dead-letter area; return its new path.
 
-    The reason file is written first and the item renamed after, so an item in the area
-    always has its reason (a reason without an item is ignored). With ``"durable"`` the
-    move survives power loss when this returns; a cut during it can leave the item in both
-    places (then it is buried again, not duplicated), never in neither.
+    The item file ``source`` is renamed there; an item without a file of its own (its only
+    copy is in the journal) is written there from ``data``. The reason file is written
+    first, so an item in the area always has its reason (a reason without an item is
+    ignored). With ``"durable"`` the move survives power loss when this returns; a cut
+    during it can leave the item in both places (then it is buried again, not duplicated),
+    never in neither.
     """
     make_dirs(dead_dir, durability=durability)
     target = dead_path(dead_dir, item)
@@ -80,6 +83,9 @@ def bury(
         durability=durability,
         follow_symlinks=False,
     )
+    if source is None:
+        write_bytes(target, data, durability=durability, follow_symlinks=False)
+        return target
     try:
         rename(source, target, overwrite=False, durability=durability)
     except TargetExistsError:

@@ -1,11 +1,9 @@
 """Leases: the record that an item was delivered by ``claim()`` and is not settled yet.
 
-A lease is a small file ``.persistkit-queue.leases/<item>`` holding ``<tries> <deadline in
-ms> <owner>``. Its *existence* is what protects the item: its name is fsynced before the
-head moves past the item, so a power cut can never leave an item that is neither waiting
-nor leased; removing it (fsynced) is what acknowledges the item. Its *content* is replaced
-atomically but not fsynced: after a power cut every lease belongs to a process of an
-earlier boot, so only the try count can be lost, and an unreadable lease counts as one try.
+A lease lives in the queue's journal (an ``L`` record) until a checkpoint writes it,
+durably, as a small file ``.persistkit-queue.leases/<item>`` holding ``<tries> <deadline in
+ms> <owner>``; only then does the journal let go of the record. A lease file that cannot be
+read (damaged by hand) counts as one try, given back: the item is delivered again.
 """
 
 from __future__ import annotations
@@ -13,8 +11,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from persistkit.core import write_bytes
-from persistkit.iodict._owners import owner_alive
 from persistkit.iodict._queue_names import item_name, parse_item_name
 
 
@@ -38,21 +34,6 @@ class Lease:
     def encode(self) -> bytes:
         """Return the file content."""
         return f"{self.tries} {self.deadline_ms} {self.owner}\n".encode()
-
-    def returned(self, now_ms: int, alive: dict[str, bool | None]) -> bool:
-        """Whether the item may be delivered again: lease over, or its holder is gone.
-
-        Args:
-            now_ms: the wall clock in ms.
-            alive: a cache of `owner_alive` answers, filled as owners are looked up.
-        """
-        if self.deadline_ms <= now_ms:
-            return True
-        if not self.owner:  # given back with a delay that has not passed yet
-            return False
-        if self.owner not in alive:
-            alive[self.owner] = owner_alive(self.owner)
-        return alive[self.owner] is False
 
 
 def lease_path(leases_dir: str, item: int) -> str:
@@ -95,12 +76,3 @@ def list_leases(leases_dir: str) -> dict[int, Lease]:
     return leases
 
 
-def write_lease(leases_dir: str, lease: Lease, *, new: bool) -> None:
-    """Create (``new``) or replace a lease file atomically, without any fsync."""
-    write_bytes(
-        lease_path(leases_dir, lease.item),
-        lease.encode(),
-        overwrite=not new,
-        durability="atomic",
-        follow_symlinks=False,
-    )

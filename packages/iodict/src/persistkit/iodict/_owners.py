@@ -53,6 +53,35 @@ def current_owner() -> str:
     return token
 
 
+def _local_pid(token: str) -> int | None:
+    """The pid in ``token`` if it names a process of this boot and pid namespace."""
+    parts = token.split(".")
+    if len(parts) != 4 or not parts[2].isdigit() or not _BOOT_TAG:
+        return None
+    boot, namespace, pid, _ = parts
+    if boot != _BOOT_TAG or namespace != _NAMESPACE:
+        return None
+    return int(pid)
+
+
+def owner_gone(token: str) -> bool:
+    """Say quickly (one ``kill(pid, 0)``) whether the process of ``token`` has exited.
+
+    True only when it surely has; a running process, a zombie and a reused pid all answer
+    False here: `owner_alive` tells those apart.
+    """
+    pid = _local_pid(token)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def owner_alive(token: str) -> bool | None:
     """Say whether the process named by ``token`` is running.
 

@@ -1,93 +1,79 @@
 """DurableQueue: a FIFO queue on a directory, shared by any number of processes.
 
-The commit protocol (see `persistkit.iodict._queue_names` for the names):
+The commit protocol. Every change is one record appended to the queue's journal (core's
+`Journal`) while its lock is held, after catching up with the records other processes
+appended, so every decision (which item is the head, who holds a lease) is made on the
+whole state: each item goes to one consumer. The lock is then released and the record
+flushed: one ``fdatasync``, shared with every producer and consumer flushing at the same
+time (group commit). Only then are files the record made useless removed (write-ahead).
 
-- ``put``: the items are written (core's `Batch`: flushed, renamed into place, directory
-  fsynced), *then* the tail marker moves past them and the queue directory is fsynced. The
-  tail never counts an item that is not there; a killed put leaves files at or past the
-  tail, which are never delivered and are removed when the queue is next found empty.
-- ``get``: the head item is read and decoded, the head marker moves past it (the commit
-  point), the ``taken`` marker counts it for `join`, the queue directory is fsynced, then
-  the file is removed. One flush.
-- ``claim``: the head item is read and decoded, its lease file is created and the leases
-  directory fsynced (the commit point: from here on the item is leased), then the head
-  moves (not fsynced: a lease protects the item wherever the head is). One flush.
-- ``ack``: the lease is removed and the leases directory fsynced (the commit point), then
-  the item file is removed. One flush.
-- an item that cannot be decoded is moved to the dead-letter area (durably) before the
-  head or its lease lets go of it.
+- ``put``: one record with the items (``put_many``: one record with all of them).
+- ``get``: the record says the item was taken; then its file, if it has one, is removed.
+- ``claim``: the record is the lease; ``ack``: the record says the item is finished.
+- an item that cannot be decoded is moved to the dead-letter area (durably), then a record
+  says so.
 
-What `join` waits for is derived, not counted apart: the items waiting (tail - head), the
-leases, and the ``taken`` count. So no crash between two steps can leave it stuck.
-
-Every state change happens under the queue's cross-process file lock. Reading (``qsize``,
-``dead_letters``...) takes the lock shared, without creating it, and writes nothing.
+The files are the last checkpoint: when the journal holds about 1 MiB, the process that
+notices writes the state the records reached (items still waiting, leases, counters) into
+the files, durably, and lets the journal start again empty.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
 
 from persistkit.core import (
-    Batch,
     Codec,
     CorruptFileError,
-    FileLock,
+    DirectoryWatch,
+    Durability,
     InvalidArgumentError,
+    Journal,
     UnloadableValueError,
     check_durability,
-    fsync_dir,
     make_dirs,
     remove,
-    rename,
-    resolve_format,
-    sweep,
 )
 from persistkit.iodict._claim import Claim
 from persistkit.iodict._dead_letters import DeadLetter, bury, dead_path, list_dead, reason_path
-from persistkit.iodict._directory import StoreLock, resolve_user_lock
-from persistkit.iodict._layouts import NotAnItemError, open_item
-from persistkit.iodict._leases import Lease, lease_path, list_leases, read_lease, write_lease
-from persistkit.iodict._legacy_queue import find_legacy_items, read_legacy_map, write_legacy_map
-from persistkit.iodict._owners import current_owner
-from persistkit.iodict._queue_meta import (
-    read_queue_format,
-    resolve_recorded_format,
-    sniff_format,
-    write_queue_format,
+from persistkit.iodict._directory import LockLike, resolve_user_lock
+from persistkit.iodict._leases import Lease, lease_path
+from persistkit.iodict._legacy_queue import find_legacy_items
+from persistkit.iodict._owners import current_owner, owner_alive, owner_gone
+from persistkit.iodict._queue_files import QueueFiles
+from persistkit.iodict._queue_meta import read_queue_format, resolve_recorded_format
+from persistkit.iodict._queue_names import DEAD_NAME, JOURNAL_NAME
+from persistkit.iodict._queue_state import (
+    QueueState,
+    ack_record,
+    adopt_record,
+    dead_record,
+    head_record,
+    lease_record,
+    put_record,
+    take_record,
+    task_done_record,
 )
-from persistkit.iodict._queue_names import (
-    DEAD_NAME,
-    ITEMS_NAME,
-    KINDS,
-    LEASES_NAME,
-    LEGACY_MAP_NAME,
-    LOCK_NAME,
-    OLD_DONE_KIND,
-    Markers,
-    item_name,
-    parse_item_name,
-)
-from persistkit.iodict.errors import (
-    LayoutError,
-    LeaseLostError,
-    QueueClosedError,
-    StorePathError,
-)
+from persistkit.iodict.errors import LayoutError, LeaseLostError, QueueClosedError, StorePathError
 
 T = TypeVar("T")
 
-_FIRST_WAIT = 0.001
-_MAX_WAIT = 0.05
-# A busy consumer re-lists the leases this often, to find the items of consumers that died.
-_LEASE_RESCAN = 1.0
-_NOTHING: Any = object()
+# A checkpoint once the journal holds this much; the journal is made twice as large, so it
+# rarely needs to grow in between.
+_CHECKPOINT_BYTES = 512 << 10
+_JOURNAL_SIZE = 1 << 20
+# How long a "this process is alive" answer is trusted; "dead" is final.
+_ALIVE_FOR = 0.5
+# A waiting consumer looks again this often while other processes hold leases: a lease
+# whose holder dies ends without any change in the folder to wake it.
+_LEASE_RECHECK = 1.0
 _UNDECODABLE = (CorruptFileError, UnloadableValueError)
 
 
@@ -101,13 +87,35 @@ def _check_seconds(name: str, value: float) -> float:
     return float(value)
 
 
+@dataclass
+class _Done:
+    """What an operation decided under the lock, to finish after it.
+
+    Attributes:
+        end: flush the journal up to here (None: nothing to flush).
+        remove: files that left the queue, removed once the flush returned.
+        result: what the operation returns.
+        error: what it raises instead (after the flush: the move it reports is durable).
+    """
+
+    end: int | None = None
+    remove: list[str] = field(default_factory=list)
+    result: Any = None
+    error: Exception | None = None
+    found: bool = True
+
+
+_NOTHING = _Done(found=False)
+
+
 class DurableQueue(Generic[T]):
     """A FIFO queue kept in a directory, with the `queue.Queue` API and acknowledged gets.
 
     Any number of processes, related or not, may put, get and claim on one directory at
     once; the queue outlives them, and reopening the directory continues where it stopped.
-    ``get`` costs the same at any depth: no directory scan (iodict 0.0.8 scanned and sorted
-    the whole directory on every get).
+    A durable ``put``, ``get``, ``claim`` or ``ack`` costs one flush of the queue's journal,
+    shared with every process flushing at the same moment, and the same at any depth (no
+    directory scan: iodict 0.0.8 scanned and sorted the whole directory on every get).
 
     Two ways to take an item:
 
@@ -138,13 +146,13 @@ class DurableQueue(Generic[T]):
         path: the queue directory; created by the first `put` if missing. Opening and
             reading write nothing, so a queue on read-only media can be inspected.
         lock: a lock object or factory (iodict's argument), taken around every change in
-            addition to the queue's own file lock.
+            addition to the queue's own lock.
         semaphore: accepted for compatibility with iodict and not used: blocking is
             driven by the queue's own state, which also sees other processes' puts.
         maxsize: ``put`` blocks while this many items wait; 0 is unbounded.
         format: ``"pickle"`` (the default for a new queue), ``"json"``, or any format
             persistkit-core accepts; for an existing queue None means "as recorded".
-        durability: ``"durable"`` or ``"atomic"`` (no fsync: safe against a process crash
+        durability: ``"durable"`` or ``"atomic"`` (no flush: safe against a process crash
             only).
         lease: seconds a `claim` lasts before its item may be delivered again
             (`Claim.renew` extends it). A claim of a process that died ends at once.
@@ -184,231 +192,168 @@ class DurableQueue(Generic[T]):
         if os.path.lexists(directory) and not os.path.isdir(directory):
             raise StorePathError(20, "the store path exists and is not a directory", directory)
         self._directory = directory
-        self._items = os.path.join(directory, ITEMS_NAME)
-        self._leases_dir = os.path.join(directory, LEASES_NAME)
-        self._dead = os.path.join(directory, DEAD_NAME)
-        self._durability: Any = durability
+        self._durability = cast(Durability, durability)  # checked just above
         self.maxsize = maxsize
         self.lease = _check_seconds("lease", lease)
         self.max_tries = max_tries
-        self._markers = Markers(directory)
-        self._lock = StoreLock(os.path.join(directory, LOCK_NAME), resolve_user_lock(lock))
+        self._files = QueueFiles(directory, self._durability)
+        self._dead = os.path.join(directory, DEAD_NAME)
+        self._journal_path = os.path.join(directory, JOURNAL_NAME)
+        self._user_lock: LockLike | None = resolve_user_lock(lock)
         self._format = format
-        stored = read_queue_format(directory)
-        self._codec: Codec = resolve_recorded_format(format, stored, directory)
-        self._format_recorded = stored is not None
+        self._codec: Codec = resolve_recorded_format(
+            format, read_queue_format(directory), directory
+        )
         self._legacy_pending = find_legacy_items(directory)
-        self._legacy_map: dict[int, str] = {}
-        self._legacy_signature: tuple[int, int, int] | None = None
+        self._journal: Journal | None = None
+        self._reader: Journal | None = None
         self._set_up = False
-        self._leases: dict[int, Lease] = {}
-        self._leases_listed = -math.inf
-        self._next_deadline_ms = math.inf
+        self._state = QueueState()
+        self._seen = -1
+        self._alive: dict[str, tuple[bool | None, float]] = {}
         self._tidied_at = -1
+        self._watch: DirectoryWatch | None = None
         self._closed = False
-        self._changed = threading.Condition()
 
     @property
     def path(self) -> str:
         """The absolute path of the queue directory."""
         return self._directory
 
-    # -- setting up --------------------------------------------------------------------
+    # -- the journal and the state -----------------------------------------------------
 
-    def _item_numbers(self) -> list[int]:
-        try:
-            names = os.listdir(self._items)
-        except FileNotFoundError:
-            return []
-        return [n for n in map(parse_item_name, names) if n is not None]
+    def _open_journal(self, *, create: bool) -> bool:
+        """Open the journal for writing; False when there is no queue and ``create`` is not set.
 
-    def _ensure_set_up(self, *, create: bool) -> bool:
-        """Make sure markers and format record exist; the caller holds the write lock.
-
-        Returns:
-            False when ``create`` is False and there is nothing here to deliver, in which
-            case nothing was written.
+        Called without the lock. A queue without a journal (new, or written by persistkit
+        0.1 or iodict 0.0.8) gets one only when it is created or has something to deliver,
+        so a `get` on an empty folder writes nothing.
         """
-        if not self._set_up:
-            found = self._markers.scan()
-            numbers: list[int] = []
-            if not all(found[kind] for kind in KINDS) or found[OLD_DONE_KIND]:
-                numbers = self._item_numbers()
-                if not (create or numbers or self._legacy_pending or any(found.values())):
-                    return False
-            make_dirs(self._items, durability=self._durability)
-            make_dirs(self._leases_dir, durability=self._durability)
-            self._fix_markers(found, numbers)
-            self._record_format()
-            sweep(self._directory)
-            self._set_up = True
-        if self._legacy_pending:
-            self._adopt_legacy()
+        if self._journal is not None:
+            return True
+        if not os.path.exists(self._journal_path) and not create:
+            if not os.path.isdir(self._directory):
+                return False
+            counters = self._files.counters()
+            waiting = counters is not None and counters[0] < counters[1]
+            if not (waiting or self._legacy_pending or self._files.load().leases):
+                return False
+        make_dirs(self._directory, durability=self._durability)
+        self._journal = Journal(self._journal_path, size=_JOURNAL_SIZE)
         return True
 
-    def _fix_markers(self, found: dict[str, list[int]], numbers: list[int]) -> None:
-        """Leave exactly one marker of each kind (the highest), creating missing ones.
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[QueueState]:
+        """Hold the user's lock and the journal's, with the state caught up."""
+        journal = self._journal
+        assert journal is not None
+        user_lock = self._user_lock if self._user_lock is not None else contextlib.nullcontext()
+        with user_lock, journal.lock():
+            if not self._set_up:
+                self._codec = self._files.set_up(self._format, self._codec)
+                self._set_up = True
+            self._catch_up(journal)
+            if self._legacy_pending:
+                self._adopt_legacy()
+            yield self._state
 
-        A persistkit 0.1 queue's ``done`` marker becomes ``taken`` (head - done): the
-        ``taken`` marker is created first, so a crash in between leaves both, and then the
-        ``done`` marker is the one removed.
+    def _catch_up(self, journal: Journal) -> None:
+        if self._seen < journal.start:  # first use, or another process checkpointed
+            self._state = self._files.load()
+            self._seen = journal.start
+        for record in journal.records(after=self._seen):
+            self._state.apply(record.data, where=journal.path)
+            self._seen = record.end
+
+    def _append(self, record: bytes) -> int:
+        """Append a record and apply it (the lock is held, the state caught up)."""
+        assert self._journal is not None
+        end = self._journal.append(record)
+        self._state.apply(record)
+        self._seen = end
+        return end
+
+    def _finish(self, done: _Done) -> Any:
+        """After the lock: flush, remove what left, checkpoint if due, then return or raise."""
+        journal = self._journal
+        assert journal is not None
+        if done.end is not None and self._durability == "durable":
+            journal.flush(done.end)
+        for path in done.remove:
+            remove(path, durability="atomic", missing_ok=True)
+        if journal.end - journal.start >= _CHECKPOINT_BYTES:
+            self.checkpoint()
+        if done.error is not None:
+            raise done.error
+        return done.result
+
+    def checkpoint(self) -> None:
+        """Write the queue's state into its files and empty its journal.
+
+        This happens by itself whenever the journal holds about 1 MiB; call it to leave the
+        folder with every item in its own file (nothing pending in the journal). When it
+        returns the files hold the whole state, durably with the default durability.
         """
-        changed = False
-        values: dict[str, int] = {}
-        for kind in KINDS:
-            present = found[kind]
-            if present:
-                values[kind] = max(present)
-                for stale in present:
-                    if stale != values[kind]:
-                        remove(
-                            self._markers.path(kind, stale), durability="atomic", missing_ok=True
-                        )
-                        changed = True
-                self._markers.advance(kind, values[kind], values[kind], "atomic")
-                continue
-            if kind == "head":
-                values[kind] = min(numbers, default=0)
-            elif kind == "tail":
-                values[kind] = max(numbers, default=values["head"] - 1) + 1
-            else:
-                done = max(found[OLD_DONE_KIND], default=values["head"])
-                values[kind] = max(values["head"] - done, 0)
-            self._markers.create(kind, values[kind])
-            changed = True
-        for done in found[OLD_DONE_KIND]:
-            remove(self._markers.path(OLD_DONE_KIND, done), durability="atomic", missing_ok=True)
-            changed = True
-        if changed and self._durability == "durable":
-            fsync_dir(self._directory)
-
-    def _record_format(self) -> None:
-        """Write the format record if there is none, recognising a 0.1 queue's format."""
-        stored = read_queue_format(self._directory)
-        if stored is None:
-            if self._format is None:
-                self._codec = resolve_format(self._guess_format())
-            write_queue_format(self._directory, self._codec.name)
-        else:
-            self._codec = resolve_recorded_format(self._format, stored, self._directory)
-        self._format_recorded = True
-
-    def _guess_format(self) -> str:
-        head, tail = self._markers.require("head"), self._markers.require("tail")
-        for seq in range(head, tail):
-            found = self._read_item(seq)
-            if found is None:
-                continue
-            guess = sniff_format(found[1])
-            if guess is None:
-                raise LayoutError(
-                    f"{self._directory!r} was written by persistkit 0.1, which did not record "
-                    "its format, and its items are not pickle, JSON or BSON: pass format="
-                )
-            return guess
-        return "pickle"
+        self._check_open()
+        if not self._open_journal(create=False):
+            return
+        journal = self._journal
+        assert journal is not None
+        with self._locked() as state:
+            self._files.checkpoint(state)
+            journal.recycle(upto=journal.end)
+            self._seen = journal.start
 
     def _adopt_legacy(self) -> None:
-        """Number the iodict 0.0.8 items found when the queue was opened, at the tail."""
-        if self._codec.name != "pickle":
-            raise LayoutError(
-                f"{self._directory!r} holds items of iodict 0.0.8, which are pickles, but the "
-                f"queue's format is {self._codec.name!r}"
-            )
-        tail = self._markers.require("tail")
-        mapping = {
-            seq: name
-            for seq, name in read_legacy_map(self._directory).items()
-            if seq < tail and os.path.lexists(os.path.join(self._directory, name))
-        }
-        known = set(mapping.values())
+        """Number the iodict 0.0.8 items found when the queue was opened (lock held)."""
+        state = self._state
+        known = set(state.legacy.values())
         names = [
             name
             for name in self._legacy_pending
             if name not in known and os.path.lexists(os.path.join(self._directory, name))
         ]
+        if names and self._codec.name != "pickle":
+            raise LayoutError(
+                f"{self._directory!r} holds items of iodict 0.0.8, which are pickles, but the "
+                f"queue's format is {self._codec.name!r}"
+            )
         self._legacy_pending = []
-        if not names:
-            return
-        for offset, name in enumerate(names):
-            # Files at or past the tail are what killed puts left: never delivered.
-            remove(self._item_path(tail + offset), durability="atomic", missing_ok=True)
-            mapping[tail + offset] = name
-        # Recorded durably before the tail counts them: a crash in between only leaves a
-        # record of numbers past the tail, which the next adoption replaces.
-        write_legacy_map(self._directory, mapping)
-        self._markers.advance("tail", tail, tail + len(names), self._durability)
-        self._legacy_map = mapping
-        self._legacy_signature = self._map_signature()
-
-    # -- items -------------------------------------------------------------------------
-
-    def _item_path(self, seq: int) -> str:
-        return os.path.join(self._items, item_name(seq))
-
-    def _map_signature(self) -> tuple[int, int, int] | None:
-        try:
-            info = os.stat(os.path.join(self._directory, LEGACY_MAP_NAME))
-        except FileNotFoundError:
-            return None
-        return (info.st_ino, info.st_mtime_ns, info.st_size)
-
-    def _legacy_path(self, seq: int) -> str | None:
-        """Where item ``seq`` is if it is an adopted iodict 0.0.8 item, else None."""
-        signature = self._map_signature()
-        if signature != self._legacy_signature:
-            self._legacy_map = read_legacy_map(self._directory) if signature else {}
-            self._legacy_signature = signature
-        name = self._legacy_map.get(seq)
-        return None if name is None else os.path.join(self._directory, name)
-
-    def _read_item(self, seq: int) -> tuple[str, bytes] | None:
-        """Return the path and content of item ``seq``, or None if there is no such file."""
-        path = self._item_path(seq)
-        try:
-            fd = open_item(path)
-        except NotAnItemError:
-            legacy = self._legacy_path(seq)
-            if legacy is None:
-                return None
-            path = legacy
-            try:
-                fd = open_item(path)
-            except NotAnItemError:
-                return None
-        with os.fdopen(fd, "rb") as f:
-            return path, f.read()
-
-    def _locate(self, seq: int) -> str | None:
-        path = self._item_path(seq)
-        if os.path.lexists(path):
-            return path
-        legacy = self._legacy_path(seq)
-        return legacy if legacy is not None and os.path.lexists(legacy) else None
+        if names:
+            # Any later record that is flushed makes this one durable too (the journal
+            # keeps a prefix), so it needs no flush of its own.
+            self._append(adopt_record(state.tail, names))
 
     # -- leases ------------------------------------------------------------------------
 
-    def _returned_leases(self, now_ms: int, *, force: bool) -> list[Lease]:
-        """Leases whose item may be delivered again, lowest number first (lock held)."""
-        if (
-            force
-            or now_ms >= self._next_deadline_ms
-            or time.monotonic() - self._leases_listed > _LEASE_RESCAN
-        ):
-            self._leases = list_leases(self._leases_dir)
-            self._leases_listed = time.monotonic()
-            self._next_deadline_ms = min(
-                (lease.deadline_ms for lease in self._leases.values()), default=math.inf
-            )
-        alive: dict[str, bool | None] = {}
-        return sorted(
-            (lease for lease in self._leases.values() if lease.returned(now_ms, alive)),
-            key=lambda lease: lease.item,
-        )
+    def _alive_owner(self, owner: str) -> bool | None:
+        known = self._alive.get(owner)
+        if known is not None and (known[0] is False or time.monotonic() < known[1]):
+            # A process that exited is seen at once; the full check (a zombie, a reused
+            # pid) is repeated every _ALIVE_FOR seconds.
+            if known[0] and owner_gone(owner):
+                self._alive[owner] = (False, 0.0)
+                return False
+            return known[0]
+        answer = owner_alive(owner)
+        self._alive[owner] = (answer, time.monotonic() + _ALIVE_FOR)
+        return answer
 
-    def _remember_lease(self, lease: Lease) -> None:
-        self._leases[lease.item] = lease
-        self._next_deadline_ms = min(self._next_deadline_ms, lease.deadline_ms)
+    def _returned(self, lease: Lease, now_ms: int) -> bool:
+        if lease.deadline_ms <= now_ms:
+            return True
+        if not lease.owner:
+            return False
+        return self._alive_owner(lease.owner) is False
+
+    def _held(self, state: QueueState, claim: Claim[Any]) -> Lease:
+        """Return the lease ``claim`` still holds (lock held), or raise `LeaseLostError`."""
+        lease = state.leases.get(claim.id)
+        if claim.settled or lease is None or lease.tries != claim.tries:
+            raise LeaseLostError(lease_path(self._files.leases, claim.id))
+        if lease.owner != claim._owner:
+            raise LeaseLostError(lease_path(self._files.leases, claim.id))
+        return lease
 
     def _new_claim(self, lease: Lease, value: Any) -> Claim[T]:
         return Claim(
@@ -420,213 +365,126 @@ class DurableQueue(Generic[T]):
             owner=lease.owner,
         )
 
-    def _held_lease(self, claim: Claim[Any]) -> Lease:
-        """Return the lease ``claim`` still holds (lock held), or raise `LeaseLostError`."""
-        lease = read_lease(self._leases_dir, claim.id)
-        if (
-            claim.settled
-            or lease is None
-            or lease.tries != claim.tries
-            or lease.owner != claim._owner
-        ):
-            raise LeaseLostError(lease_path(self._leases_dir, claim.id))
-        return lease
-
-    def _drop_lease(self, seq: int) -> None:
-        remove(lease_path(self._leases_dir, seq), durability="atomic", missing_ok=True)
-        self._leases.pop(seq, None)
-
     # -- taking ------------------------------------------------------------------------
-
-    def _count_taken(self) -> None:
-        taken = self._markers.require("taken")
-        self._markers.advance("taken", taken, taken + 1, "atomic")
 
     def _bury(
         self,
-        seq: int,
-        path: str,
+        item: int,
+        source: str | None,
+        data: bytes,
         *,
         reason: str,
         error: str,
         tries: int,
-        head_from: int | None = None,
-    ) -> str:
-        """Move item ``seq`` to the dead-letter area and let go of it (lock held).
-
-        The item is moved durably first; only then does the head (``head_from``) or its
-        lease let go of it, so it is never in neither place. A crash in between leaves a
-        hole where it was (skipped) or a lease without an item (dropped).
-        """
+        head: int,
+    ) -> tuple[int, str]:
+        """Move ``item`` to the dead-letter area, durably, then record it (lock held)."""
         target = bury(
             self._dead,
-            seq,
-            path,
+            item,
+            source,
+            data,
             reason=reason,
             error=error,
             tries=tries,
             durability=self._durability,
         )
-        if head_from is not None:
-            self._markers.advance("head", head_from, seq + 1, self._durability)
-        else:
-            self._drop_lease(seq)
-            if self._durability == "durable":
-                fsync_dir(self._leases_dir)
-        return target
+        return self._append(dead_record(item, head)), target
 
     def _decode(
-        self, seq: int, path: str, data: bytes, tries: int, head_from: int | None = None
-    ) -> Any:
-        """Decode an item; one that cannot be decoded is buried and its error raised."""
+        self, item: int, source: str | None, data: bytes, tries: int, head: int
+    ) -> tuple[Any, _Done | None]:
+        """Decode an item; one that cannot be decoded is buried and its error returned."""
         try:
-            return self._codec.decode(data, path)
+            return self._codec.decode(data, source or self._journal_path), None
         except _UNDECODABLE as error:
-            target = self._bury(
-                seq,
-                path,
+            end, target = self._bury(
+                item,
+                source,
+                data,
                 reason=error.reason,
                 error=type(error).__name__,
                 tries=tries,
-                head_from=head_from,
+                head=head,
             )
-            raise type(error)(
+            failure = type(error)(
                 target,
-                f"{error.reason} (item {seq} was moved to the dead-letter area; "
-                f"DurableQueue.requeue_dead({seq}) puts it back)",
-            ) from error
-
-    def _settle(self, seq: int, *, taken: bool) -> None:
-        """Remove a leased item for good: the lease first (the commit), then the file.
-
-        Args:
-            seq: the item.
-            taken: it goes to a `get` (counted until `task_done`) rather than to an ack.
-        """
-        path = self._locate(seq)
-        self._drop_lease(seq)
-        if self._durability == "durable":
-            fsync_dir(self._leases_dir)
-        if taken:
-            self._count_taken()
-            if self._durability == "durable":
-                fsync_dir(self._directory)
-        if path is not None:
-            remove(path, durability="atomic", missing_ok=True)
-
-    def _take_returned(self, lease: Lease, now_ms: int, lease_ms: int | None) -> Any:
-        """Deliver the item of a returned lease, or return `_NOTHING` (lock held)."""
-        current = read_lease(self._leases_dir, lease.item)
-        if current is None:
-            self._leases.pop(lease.item, None)
-            return _NOTHING
-        self._leases[lease.item] = current
-        if not current.returned(now_ms, {}):
-            return _NOTHING
-        found = self._read_item(current.item)
-        if found is None:  # acknowledged just before a crash: only the lease was left
-            self._drop_lease(current.item)
-            return _NOTHING
-        path, data = found
-        if current.tries >= self.max_tries:
-            self._bury(
-                current.item,
-                path,
-                reason=f"delivered {current.tries} times by claim() without an ack",
-                error="",
-                tries=current.tries,
+                f"{error.reason} (item {item} was moved to the dead-letter area; "
+                f"DurableQueue.requeue_dead({item}) puts it back)",
             )
-            return _NOTHING
-        value = self._decode(current.item, path, data, current.tries)
-        if lease_ms is None:
-            self._settle(current.item, taken=True)
-            return value
-        renewed = Lease(current.item, current.tries + 1, now_ms + lease_ms, current_owner())
-        write_lease(self._leases_dir, renewed, new=False)
-        self._remember_lease(renewed)
-        return self._new_claim(renewed, value)
+            failure.__cause__ = error
+            return None, _Done(end=end, error=failure)
 
-    def _take_head(self, now_ms: int, lease_ms: int | None) -> Any:
-        """Deliver the item at the head, or return `_NOTHING` (lock held)."""
-        head, tail = self._markers.require("head"), self._markers.require("tail")
-        start = head
-        while head < tail:
-            # An item can have a lease at the head only after a crash inside claim().
-            if os.path.lexists(lease_path(self._leases_dir, head)):
-                head += 1
+    def _deliver(
+        self, state: QueueState, item: int, found: tuple[str | None, bytes], lease_ms: int | None
+    ) -> _Done:
+        """Hand out ``item``: taken for good by `get`, or leased by `claim` (lock held)."""
+        source, data = found
+        lease = state.leases.get(item)
+        tries = lease.tries if lease is not None else 0
+        head = item + 1 if lease is None else state.head
+        value, failed = self._decode(item, source, data, tries, head)
+        if failed is not None:
+            return failed
+        if lease_ms is None:
+            end = self._append(take_record(item, head, state.taken + 1))
+            return _Done(end=end, remove=[source] if source else [], result=value)
+        claimed = Lease(item, tries + 1, _now_ms() + lease_ms, current_owner())
+        end = self._append(lease_record(claimed, head))
+        return _Done(end=end, result=self._new_claim(claimed, value))
+
+    def _take_returned(self, state: QueueState, lease_ms: int | None) -> _Done:
+        now_ms = _now_ms()
+        for item in sorted(state.leases):
+            lease = state.leases[item]
+            if not self._returned(lease, now_ms):
                 continue
-            found = self._read_item(head)
-            if found is None:  # a hole: only power loss in the middle of put_many leaves one
-                head += 1
+            found = self._files.payload(state, item)
+            if found is None:  # finished just before a crash of persistkit 0.1
+                self._append(ack_record(item))
                 continue
-            path, data = found
-            value = self._decode(head, path, data, 0, head_from=start)
-            if lease_ms is None:
-                self._markers.advance("head", start, head + 1, "atomic")
-                self._count_taken()
-                if self._durability == "durable":
-                    fsync_dir(self._directory)
-                remove(path, durability="atomic", missing_ok=True)
-                return value
-            lease = Lease(head, 1, now_ms + lease_ms, current_owner())
-            write_lease(self._leases_dir, lease, new=True)
-            if self._durability == "durable":
-                fsync_dir(self._leases_dir)
-            self._markers.advance("head", start, head + 1, "atomic")
-            self._remember_lease(lease)
-            return self._new_claim(lease, value)
-        if head != start:
-            self._markers.advance("head", start, head, "atomic")
+            if lease.tries >= self.max_tries:
+                self._bury(
+                    item,
+                    found[0],
+                    found[1],
+                    reason=f"delivered {lease.tries} times by claim() without an ack",
+                    error="",
+                    tries=lease.tries,
+                    head=state.head,
+                )
+                continue
+            return self._deliver(state, item, found, lease_ms)
         return _NOTHING
 
-    def _take(self, lease_ms: int | None) -> Any:
-        """Deliver the next item (a value, or a `Claim` with ``lease_ms``) or `_NOTHING`."""
-        if not self._set_up and not os.path.isdir(self._directory):
-            return _NOTHING
-        with self._lock:
-            if not self._ensure_set_up(create=False):
-                return _NOTHING
-            now_ms = _now_ms()
-            for force in (False, True):
-                for lease in self._returned_leases(now_ms, force=force):
-                    taken = self._take_returned(lease, now_ms, lease_ms)
-                    if taken is not _NOTHING:
-                        return taken
-                taken = self._take_head(now_ms, lease_ms)
-                if taken is not _NOTHING:
-                    return taken
-            self._tidy()
-            return _NOTHING
+    def _take_head(self, state: QueueState, lease_ms: int | None) -> _Done:
+        head = state.head
+        while head < state.tail:
+            if head not in state.leases:
+                found = self._files.payload(state, head)
+                if found is not None:
+                    return self._deliver(state, head, found, lease_ms)
+            head += 1  # leased (a claim that died mid-way, before 0.2), or a hole
+        if head != state.head:
+            self._append(head_record(head))
+        return _NOTHING
 
-    def _tidy(self) -> None:
-        """Remove what killed processes left, once the queue is found empty (lock held).
-
-        Item files outside [head, tail) without a lease were left by a process killed
-        inside ``put`` (at or past the tail: never acknowledged) or ``get`` (below the
-        head: already delivered). An empty queue's item directory holds only such files,
-        so listing it then is cheap.
-        """
-        head, tail = self._markers.require("head"), self._markers.require("tail")
-        if head != tail or self._tidied_at == head:
-            return
-        leased = set(self._leases)
-        for number in self._item_numbers():
-            if number not in leased and not head <= number < tail:
-                remove(self._item_path(number), durability="atomic", missing_ok=True)
-        sweep(self._items)
-        mapping = read_legacy_map(self._directory)
-        if mapping:
-            for seq, name in mapping.items():
-                if seq not in leased:
-                    remove(
-                        os.path.join(self._directory, name), durability="atomic", missing_ok=True
-                    )
-            still_leased = {seq: name for seq, name in mapping.items() if seq in leased}
-            if still_leased:
-                write_legacy_map(self._directory, still_leased)
-            else:
-                remove(os.path.join(self._directory, LEGACY_MAP_NAME), durability="atomic")
-        self._tidied_at = head
+    def _take(self, lease_ms: int | None) -> _Done:
+        """Deliver the next item (a value, or a `Claim` with ``lease_ms``) if there is one."""
+        if not self._open_journal(create=False):
+            return _NOTHING
+        with self._locked() as state:
+            before = self._seen
+            done = self._take_returned(state, lease_ms)
+            if not done.found:
+                done = self._take_head(state, lease_ms)
+            if not done.found:
+                if state.head == state.tail and self._tidied_at != state.head:
+                    self._files.tidy(state)
+                    self._tidied_at = state.head
+                if self._seen != before:  # holes skipped, dead letters, stale leases
+                    done = _Done(end=self._seen, found=False)
+        return done
 
     def _check_open(self) -> None:
         if self._closed:
@@ -634,17 +492,27 @@ class DurableQueue(Generic[T]):
 
     # -- waiting -----------------------------------------------------------------------
 
-    def _wait(self, deadline: float | None, delay: float) -> float:
-        """Wait for a change by this process or until the next poll; return the next delay."""
-        if deadline is not None:
-            delay = min(delay, max(deadline - time.monotonic(), 0.0))
-        with self._changed:
-            self._changed.wait(delay)
-        return min(delay * 2, _MAX_WAIT) or _FIRST_WAIT
+    def _watcher(self) -> DirectoryWatch:
+        # Made before the first look, so a change right after it still wakes the waiter.
+        # Journal appends are writes to a hidden file, hence "changed" and hidden=True. A
+        # folder that does not exist yet is polled (waiting must not create it).
+        exists = os.path.isdir(self._directory)
+        if self._watch is None or (self._watch.kind == "poll" and exists):
+            if self._watch is not None:
+                self._watch.close()
+            self._watch = DirectoryWatch(
+                self._directory,
+                kind="auto" if exists else "poll",
+                events=("added", "changed"),
+                hidden=True,
+            )
+        return self._watch
 
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
+    def _wait(self, watch: DirectoryWatch, deadline: float | None) -> None:
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        if self._state.leases:
+            timeout = _LEASE_RECHECK if timeout is None else min(timeout, _LEASE_RECHECK)
+        watch.wait(timeout)
 
     @staticmethod
     def _deadline(block: bool, timeout: float | None) -> float | None:
@@ -657,15 +525,18 @@ class DurableQueue(Generic[T]):
     def _wait_for(self, lease_ms: int | None, block: bool, timeout: float | None) -> Any:
         self._check_open()
         deadline = self._deadline(block, timeout)
-        delay = _FIRST_WAIT
+        watch = self._watcher() if block else None
         while True:
-            taken = self._take(lease_ms)
-            if taken is not _NOTHING:
-                self._notify()
-                return taken
-            if not block or (deadline is not None and time.monotonic() >= deadline):
+            done = self._take(lease_ms)
+            if done.found:
+                if watch is not None:
+                    watch.found()
+                return self._finish(done)
+            if done.end is not None:
+                self._finish(done)  # holes skipped, poison buried, leases dropped
+            if watch is None or (deadline is not None and time.monotonic() >= deadline):
                 raise queue.Empty
-            delay = self._wait(deadline, delay)
+            self._wait(watch, deadline)
 
     # -- putting -----------------------------------------------------------------------
 
@@ -685,11 +556,11 @@ class DurableQueue(Generic[T]):
         self.put(item, block=False)
 
     def put_many(self, items: Iterable[T]) -> None:
-        """Append several items with one group commit (one flush, one directory fsync).
+        """Append several items as one record: one flush for all of them.
 
         All items are encoded first: one that cannot be encoded raises before anything is
         written. ``maxsize`` is not enforced here. When it returns all items are in the
-        queue in order; a process killed midway puts none of them.
+        queue in order; after a crash or power cut, either all of them or none are.
         """
         self._put(list(items), block=True, timeout=None, bounded=False)
 
@@ -702,30 +573,24 @@ class DurableQueue(Generic[T]):
         if not payloads:
             return
         deadline = self._deadline(block, timeout)
-        delay = _FIRST_WAIT
-        if not self._set_up:
-            make_dirs(self._directory, durability=self._durability)
+        self._open_journal(create=True)
+        watch: DirectoryWatch | None = None
         while True:
-            with self._lock:
-                self._ensure_set_up(create=True)
+            with self._locked() as state:
                 if self._codec is not codec:  # another process recorded the format first
                     codec = self._codec
                     payloads = [codec.dumps(item) for item in items]
-                head, tail = self._markers.require("head"), self._markers.require("tail")
-                if not bounded or not self.maxsize or tail - head < self.maxsize:
-                    with Batch(durability=self._durability) as batch:
-                        for offset, payload in enumerate(payloads):
-                            batch.write_bytes(
-                                self._item_path(tail + offset), payload, follow_symlinks=False
-                            )
-                    # The items are published (and durable) before the tail moves past
-                    # them: the tail never counts an item that is not there.
-                    self._markers.advance("tail", tail, tail + len(payloads), self._durability)
+                waiting = state.tail - state.head - state.leased_between(state.head, state.tail)
+                if not bounded or not self.maxsize or waiting < self.maxsize:
+                    end = self._append(put_record(state.tail, payloads))
                     break
             if not block or (deadline is not None and time.monotonic() >= deadline):
                 raise queue.Full
-            delay = self._wait(deadline, delay)
-        self._notify()
+            if watch is None:
+                watch = self._watcher()
+                continue
+            self._wait(watch, deadline)
+        self._finish(_Done(end=end))
 
     # -- getting -----------------------------------------------------------------------
 
@@ -796,105 +661,107 @@ class DurableQueue(Generic[T]):
     # -- settling claims (called by Claim) ---------------------------------------------
 
     def _ack(self, claim: Claim[Any]) -> None:
-        with self._lock:
-            self._held_lease(claim)
-            self._settle(claim.id, taken=False)
-        self._notify()
+        self._check_open()
+        with self._locked() as state:
+            self._held(state, claim)
+            source = self._files.locate(state, claim.id)
+            end = self._append(ack_record(claim.id))
+        self._finish(_Done(end=end, remove=[source] if source else []))
 
     def _nack(self, claim: Claim[Any], delay: float, count_try: bool) -> None:
+        self._check_open()
         delay_ms = math.ceil(_check_seconds("delay", delay) * 1000)
-        with self._lock:
-            held = self._held_lease(claim)
+        done = _Done()
+        with self._locked() as state:
+            held = self._held(state, claim)
             tries = held.tries if count_try else held.tries - 1
-            path = self._locate(claim.id)
-            if tries >= self.max_tries and path is not None:
-                self._bury(
+            found = self._files.payload(state, claim.id)
+            if tries >= self.max_tries and found is not None:
+                done.end, _ = self._bury(
                     claim.id,
-                    path,
+                    found[0],
+                    found[1],
                     reason=f"given back {tries} times by claim() consumers",
                     error="",
                     tries=tries,
+                    head=state.head,
                 )
             else:
+                # Not flushed: after a power cut every lease has ended anyway.
                 given_back = Lease(claim.id, tries, _now_ms() + delay_ms, "")
-                write_lease(self._leases_dir, given_back, new=False)
-                self._remember_lease(given_back)
-        self._notify()
+                self._append(lease_record(given_back, state.head))
+        self._finish(done)
 
     def _dead_letter(self, claim: Claim[Any], reason: str) -> None:
-        with self._lock:
-            held = self._held_lease(claim)
-            path = self._locate(claim.id)
-            if path is None:
-                self._settle(claim.id, taken=False)
+        self._check_open()
+        done = _Done()
+        with self._locked() as state:
+            held = self._held(state, claim)
+            found = self._files.payload(state, claim.id)
+            if found is None:
+                done.end = self._append(ack_record(claim.id))
             else:
-                self._bury(claim.id, path, reason=reason, error="", tries=held.tries)
-        self._notify()
+                done.end, _ = self._bury(
+                    claim.id,
+                    found[0],
+                    found[1],
+                    reason=reason,
+                    error="",
+                    tries=held.tries,
+                    head=state.head,
+                )
+        self._finish(done)
 
     def _renew(self, claim: Claim[Any], lease: float | None) -> None:
+        self._check_open()
         seconds = self.lease if lease is None else _check_seconds("lease", lease)
-        with self._lock:
-            held = self._held_lease(claim)
-            renewed = Lease(claim.id, held.tries, _now_ms() + math.ceil(seconds * 1000), held.owner)
-            write_lease(self._leases_dir, renewed, new=False)
-            self._remember_lease(renewed)
-        claim.deadline = renewed.deadline_ms / 1000
+        with self._locked() as state:
+            held = self._held(state, claim)
+            deadline = _now_ms() + math.ceil(seconds * 1000)
+            renewed = Lease(claim.id, held.tries, deadline, held.owner)
+            self._append(lease_record(renewed, state.head))
+        claim.deadline = deadline / 1000
 
     # -- FlushQueue --------------------------------------------------------------------
 
     def _drain_into(self, put: Callable[[Any], object]) -> int:
         """Hand every waiting item to ``put`` in order, then remove them; return how many.
 
-        The items leave the disk only after ``put`` accepted every one of them. Items that
+        The items leave the queue only after ``put`` accepted every one of them. Items that
         cannot be decoded are moved to the dead-letter area, and the first such error is
         raised once the others are in.
         """
         self._check_open()
-        if not self._set_up and not os.path.isdir(self._directory):
+        if not self._open_journal(create=False):
             return 0
-        with self._lock:
-            if not self._ensure_set_up(create=False):
-                return 0
-            head, tail = self._markers.require("head"), self._markers.require("tail")
-            present: list[tuple[str, Any]] = []
-            undecodable: list[tuple[int, str, CorruptFileError | UnloadableValueError]] = []
-            for seq in range(head, tail):
-                if os.path.lexists(lease_path(self._leases_dir, seq)):
-                    continue
-                found = self._read_item(seq)
+        done = _Done()
+        with self._locked() as state:
+            values = []
+            for item in range(state.head, state.tail):
+                found = None if item in state.leases else self._files.payload(state, item)
                 if found is None:
                     continue
-                path, data = found
-                try:
-                    present.append((path, self._codec.decode(data, path)))
-                except _UNDECODABLE as error:
-                    undecodable.append((seq, path, error))
-            for _, value in present:
+                value, failed = self._decode(item, found[0], found[1], 0, state.head)
+                if failed is not None:
+                    done.error = done.error or failed.error
+                    continue
+                values.append(value)
+                if found[0] is not None:
+                    done.remove.append(found[0])
+            for value in values:
                 put(value)
-            first_error: Exception | None = None
-            for seq, path, failure in undecodable:
-                self._bury(seq, path, reason=failure.reason, error=type(failure).__name__, tries=0)
-                if first_error is None:
-                    first_error = type(failure)(
-                        dead_path(self._dead, seq),
-                        f"{failure.reason} (item {seq} was moved to the dead-letter area)",
-                    )
             # Items handed back to memory are no longer tasks of this queue: moving the
             # head past them is all it takes.
-            self._markers.advance("head", head, tail, self._durability)
-            for path, _ in present:
-                remove(path, durability="atomic", missing_ok=True)
-        self._notify()
-        if first_error is not None:
-            raise first_error
-        return len(present)
+            done.end = self._append(head_record(state.tail))
+            done.result = len(values)
+        count: int = self._finish(done)
+        return count
 
     # -- dead letters ------------------------------------------------------------------
 
     def dead_letters(self) -> list[DeadLetter]:
         """Return the items in the dead-letter area, lowest id first (reads only)."""
-        with self._read_lock():
-            return list_dead(self._dead)
+        return list_dead(self._dead)
 
     def requeue_dead(self, item: int | DeadLetter) -> int:
         """Put a dead letter back at the tail of the queue, with its try count reset.
@@ -913,21 +780,16 @@ class DurableQueue(Generic[T]):
             FileNotFoundError: there is no such dead letter.
         """
         self._check_open()
-        seq = item.id if isinstance(item, DeadLetter) else int(item)
-        source = dead_path(self._dead, seq)
-        if not os.path.isfile(source):
-            raise FileNotFoundError(2, "no such dead letter", source)
-        with self._lock:
-            self._ensure_set_up(create=True)
-            tail = self._markers.require("tail")
-            remove(self._item_path(tail), durability="atomic", missing_ok=True)
-            # The tail moves first: a crash before the rename leaves a hole (skipped) and
-            # the dead letter where it was, never an item that nothing counts.
-            self._markers.advance("tail", tail, tail + 1, self._durability)
-            rename(source, self._item_path(tail), overwrite=False, durability=self._durability)
-            remove(reason_path(self._dead, seq), durability="atomic", missing_ok=True)
-        self._notify()
-        return tail
+        number = item.id if isinstance(item, DeadLetter) else int(item)
+        source = dead_path(self._dead, number)
+        with open(source, "rb") as f:
+            data = f.read()
+        self._open_journal(create=True)
+        with self._locked() as state:
+            new_id = state.tail
+            end = self._append(put_record(new_id, [data]))
+        self._finish(_Done(end=end, remove=[source, reason_path(self._dead, number)]))
+        return new_id
 
     def discard_dead(self, item: int | DeadLetter) -> None:
         """Delete a dead letter for good (durably, by default).
@@ -936,68 +798,52 @@ class DurableQueue(Generic[T]):
             FileNotFoundError: there is no such dead letter.
         """
         self._check_open()
-        seq = item.id if isinstance(item, DeadLetter) else int(item)
-        with self._lock:
-            remove(dead_path(self._dead, seq), durability=self._durability)
-            remove(reason_path(self._dead, seq), durability="atomic", missing_ok=True)
+        number = item.id if isinstance(item, DeadLetter) else int(item)
+        remove(dead_path(self._dead, number), durability=self._durability)
+        remove(reason_path(self._dead, number), durability="atomic", missing_ok=True)
 
     # -- sizes and tasks ---------------------------------------------------------------
 
-    def _read_lock(self) -> FileLock:
-        # Shared, and never created: reading works on read-only media and writes nothing.
-        return FileLock.for_path(
-            os.path.join(self._directory, LOCK_NAME), shared=True, create=False
-        )
+    def _counts(self) -> tuple[int, int]:
+        """Return the items waiting and the unfinished tasks (reads only)."""
+        if self._journal is not None:
+            with self._locked() as state:
+                return self._count(state)
+        if not os.path.isdir(self._directory):
+            return 0, 0
+        if not os.path.exists(self._journal_path):
+            return self._count(self._files.load())
+        if self._reader is None:
+            self._reader = Journal(self._journal_path, readonly=True)
+        # Under the journal's shared lock no checkpoint can change the files between
+        # reading them and reading the records.
+        with self._reader.lock():
+            state = self._files.load()
+            for record in self._reader.records():
+                state.apply(record.data, where=self._journal_path)
+            return self._count(state)
 
-    def _counters(self) -> tuple[int, int, int]:
-        """Return head, tail and taken as they are, or as a setting up would make them."""
-        head, tail, taken = (self._markers.get(kind) for kind in KINDS)
-        if head is None or tail is None or taken is None:
-            numbers = self._item_numbers()
-            head = min(numbers, default=0) if head is None else head
-            tail = max(numbers, default=head - 1) + 1 if tail is None else tail
-            if taken is None:
-                done = self._markers.get(OLD_DONE_KIND)
-                taken = max(head - (head if done is None else done), 0)
-        return head, tail, taken
-
-    def _unadopted_legacy(self, tail: int) -> int:
-        if not self._legacy_pending:
-            return 0
-        adopted = {name for seq, name in read_legacy_map(self._directory).items() if seq < tail}
-        return sum(
+    def _count(self, state: QueueState) -> tuple[int, int]:
+        now_ms = _now_ms()
+        in_region = state.leased_between(state.head, state.tail)
+        returned = sum(1 for lease in state.leases.values() if self._returned(lease, now_ms))
+        adopted = set(state.legacy.values())
+        legacy = sum(
             1
             for name in self._legacy_pending
             if name not in adopted and os.path.lexists(os.path.join(self._directory, name))
         )
-
-    def _count(self) -> tuple[int, int]:
-        """Return the items waiting and the unfinished tasks (reader lock held)."""
-        head, tail, taken = self._counters()
-        now_ms = _now_ms()
-        alive: dict[str, bool | None] = {}
-        waiting = tail - head
-        leases = list_leases(self._leases_dir)
-        for lease in leases.values():
-            if head <= lease.item < tail:
-                waiting -= 1  # leased by a claim that died before moving the head
-            if lease.returned(now_ms, alive) and self._locate(lease.item) is not None:
-                waiting += 1
-        legacy = self._unadopted_legacy(tail)
-        waiting = max(waiting, 0) + legacy
-        return waiting, max(tail - head, 0) + taken + legacy + sum(
-            1 for lease in leases.values() if not head <= lease.item < tail
-        )
+        span = state.tail - state.head
+        waiting = max(span - in_region, 0) + returned + legacy
+        unfinished = span + state.taken + len(state.leases) - in_region + legacy
+        return waiting, unfinished
 
     def qsize(self) -> int:
         """Return the number of items waiting to be delivered (reads only).
 
         Items leased by `claim` are not counted until they are given back.
         """
-        if not os.path.isdir(self._directory):
-            return 0
-        with self._read_lock():
-            return self._count()[0]
+        return self._counts()[0]
 
     def empty(self) -> bool:
         """Return True if no item waits to be delivered."""
@@ -1014,10 +860,7 @@ class DurableQueue(Generic[T]):
         Items waiting, items claimed and not settled, and items taken by `get` and not
         yet marked with `task_done`.
         """
-        if not os.path.isdir(self._directory):
-            return 0
-        with self._read_lock():
-            return self._count()[1]
+        return self._counts()[1]
 
     def task_done(self) -> None:
         """Tell the queue that one item taken by `get` has been processed.
@@ -1031,16 +874,13 @@ class DurableQueue(Generic[T]):
             ValueError: called more times than `get` returned items.
         """
         self._check_open()
-        if not self._set_up and not os.path.isdir(self._directory):
+        if not self._open_journal(create=False):
             raise ValueError("task_done() called too many times")
-        with self._lock:
-            if not self._ensure_set_up(create=False):
+        with self._locked() as state:
+            if state.taken <= 0:
                 raise ValueError("task_done() called too many times")
-            taken = self._markers.require("taken")
-            if taken <= 0:
-                raise ValueError("task_done() called too many times")
-            self._markers.advance("taken", taken, taken - 1, self._durability)
-        self._notify()
+            end = self._append(task_done_record(state.taken - 1))
+        self._finish(_Done(end=end))
 
     def join(self, timeout: float | None = None) -> None:
         """Block until every item put has been finished (`task_done` or `Claim.ack`).
@@ -1054,11 +894,11 @@ class DurableQueue(Generic[T]):
         """
         self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = _FIRST_WAIT
+        watch = self._watcher()
         while self.unfinished_tasks:
-            if deadline is not None and time.monotonic() >= deadline:
+            if watch is None or (deadline is not None and time.monotonic() >= deadline):
                 raise TimeoutError("unfinished tasks remain")
-            delay = self._wait(deadline, delay)
+            self._wait(watch, deadline)
 
     def close(self) -> None:
         """Stop using this queue object; later calls raise `QueueClosedError`.
@@ -1067,6 +907,10 @@ class DurableQueue(Generic[T]):
         item and the directory; delete the directory yourself if that is what you want.
         """
         self._closed = True
+        for resource in (self._watch, self._journal, self._reader):
+            if resource is not None:
+                resource.close()
+        self._watch = self._journal = self._reader = None
 
     def __enter__(self) -> DurableQueue[T]:
         return self

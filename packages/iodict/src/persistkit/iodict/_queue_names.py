@@ -3,7 +3,9 @@
 ```
 queue/
   .persistkit-queue.json              the value format (written by the first write)
-  .persistkit-queue.lock              the cross-process lock (never deleted)
+  .persistkit-queue.journal           every change since the last checkpoint (core's Journal)
+  .persistkit-queue.journal-shm       the journal's coordination file
+  .persistkit-queue.lock              persistkit 0.1's lock (0.2 locks the journal instead)
   .persistkit-queue.head.<n>          the next item to deliver
   .persistkit-queue.tail.<n>          the number the next put gets
   .persistkit-queue.taken.<n>         items taken by get() and not yet task_done(), for join
@@ -13,12 +15,11 @@ queue/
   .persistkit-queue.dead/<n>          dead letters, each with <n>.json saying why
 ```
 
-Markers are empty files whose *name* holds the value, so a counter changes with one rename
-and is read with one ``stat``. Every state change commits with *one* rename or unlink
-(a marker, or a lease), so a process killed between two steps never leaves the counters
-disagreeing with the files: what join waits for is derived from them, not counted apart.
-persistkit 0.1 kept a ``done.<n>`` marker instead of ``taken``; it is converted on the first
-write (taken = head - done, which is what 0.1 counted as gotten and not done).
+Markers are empty files whose *name* holds the value, so a counter is read with one
+``stat``. They, the item files and the lease files are the last *checkpoint*; every change
+since is a record in the journal. persistkit 0.1 kept a ``done.<n>`` marker instead of
+``taken``; it is converted on the first write (taken = head - done, which is what 0.1
+counted as gotten and not done).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import os
 from persistkit.core import CorruptFileError, Durability, rename, write_bytes
 
 PREFIX = ".persistkit-queue."
-LOCK_NAME = PREFIX + "lock"
+JOURNAL_NAME = PREFIX + "journal"
 META_NAME = PREFIX + "json"
 LEGACY_MAP_NAME = PREFIX + "legacy.json"
 ITEMS_NAME = PREFIX + "items"

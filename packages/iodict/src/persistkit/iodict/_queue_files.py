@@ -1,0 +1,260 @@
+"""A queue's files: the last checkpoint of its state, read, set up and written.
+
+Between checkpoints the journal holds every change; the files change only when the queue is
+set up (markers and the format record created, a persistkit 0.1 queue converted) and at a
+checkpoint, which writes the state a journal replay reached and then lets the journal
+recycle. See `persistkit.iodict._queue_names` for the layout.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from persistkit.core import (
+    Batch,
+    Codec,
+    Durability,
+    fsync_dir,
+    make_dirs,
+    remove,
+    resolve_format,
+    sweep,
+)
+from persistkit.iodict._layouts import NotAnItemError, open_item
+from persistkit.iodict._leases import lease_path, list_leases
+from persistkit.iodict._legacy_queue import read_legacy_map, write_legacy_map
+from persistkit.iodict._queue_meta import (
+    read_queue_format,
+    resolve_recorded_format,
+    sniff_format,
+    write_queue_format,
+)
+from persistkit.iodict._queue_names import (
+    ITEMS_NAME,
+    KINDS,
+    LEASES_NAME,
+    LEGACY_MAP_NAME,
+    OLD_DONE_KIND,
+    Markers,
+    item_name,
+    parse_item_name,
+)
+from persistkit.iodict._queue_state import QueueState
+from persistkit.iodict.errors import LayoutError
+
+
+class QueueFiles:
+    """The files of one queue directory.
+
+    Args:
+        directory: the queue directory (absolute).
+        durability: how set-up and checkpoints write.
+    """
+
+    def __init__(self, directory: str, durability: Durability) -> None:
+        self.directory = directory
+        self.items = os.path.join(directory, ITEMS_NAME)
+        self.leases = os.path.join(directory, LEASES_NAME)
+        self.markers = Markers(directory)
+        self._durability = durability
+
+    def item_path(self, item: int) -> str:
+        """Return where a checkpoint keeps item number ``item``."""
+        return os.path.join(self.items, item_name(item))
+
+    def item_numbers(self) -> list[int]:
+        """List the numbers of the item files (a directory listing)."""
+        try:
+            names = os.listdir(self.items)
+        except FileNotFoundError:
+            return []
+        return [n for n in map(parse_item_name, names) if n is not None]
+
+    def locate(self, state: QueueState, item: int) -> str | None:
+        """Return the file holding ``item``, or None when it has none (pending, or a hole)."""
+        path = self.item_path(item)
+        if os.path.lexists(path):
+            return path
+        name = state.legacy.get(item)
+        if name is not None and os.path.lexists(os.path.join(self.directory, name)):
+            return os.path.join(self.directory, name)
+        return None
+
+    def payload(self, state: QueueState, item: int) -> tuple[str | None, bytes] | None:
+        """Return the file (None for a pending item) and encoded value of ``item``.
+
+        Returns:
+            None when the item is nowhere: a hole left by a crash of persistkit 0.1.
+        """
+        pending = state.pending.get(item)
+        if pending is not None:
+            return None, pending
+        candidates = [self.item_path(item)]
+        if item in state.legacy:
+            candidates.append(os.path.join(self.directory, state.legacy[item]))
+        for path in candidates:
+            try:
+                fd = open_item(path)
+            except NotAnItemError:
+                continue
+            with os.fdopen(fd, "rb") as f:
+                return path, f.read()
+        return None
+
+    # -- reading the checkpoint --------------------------------------------------------
+
+    def counters(self) -> tuple[int, int, int] | None:
+        """Return head, tail and taken from the markers; None when there are none yet.
+
+        A queue without markers (iodict 0.0.8's, or made by hand) gets what a set-up would
+        give it, computed from the item files; a persistkit 0.1 ``done`` marker counts as
+        ``taken = head - done``.
+        """
+        head, tail, taken = (self.markers.get(kind) for kind in KINDS)
+        if head is None or tail is None or taken is None:
+            numbers = self.item_numbers()
+            if head is None and tail is None and taken is None and not numbers:
+                return None
+            head = min(numbers, default=0) if head is None else head
+            tail = max(numbers, default=head - 1) + 1 if tail is None else tail
+            if taken is None:
+                done = self.markers.get(OLD_DONE_KIND)
+                taken = max(head - (head if done is None else done), 0)
+        return head, tail, taken
+
+    def load(self) -> QueueState:
+        """Read the last checkpoint (reads only)."""
+        counters = self.counters() or (0, 0, 0)
+        head, tail, taken = counters
+        return QueueState(
+            head=head,
+            tail=tail,
+            taken=taken,
+            leases=list_leases(self.leases),
+            legacy=read_legacy_map(self.directory),
+        )
+
+    # -- setting up --------------------------------------------------------------------
+
+    def set_up(self, format: Any, codec: Codec) -> Codec:
+        """Create what a writer needs, convert a 0.1 queue; return the queue's codec.
+
+        Creates the item and lease folders and one marker of each kind (the highest is
+        kept where a power cut during a rename left two), records the format, and removes
+        temporary files of dead writers. The caller holds the journal's lock.
+
+        Args:
+            format: what the caller passed as ``format=`` (None: as recorded).
+            codec: the codec chosen when the queue was opened.
+
+        Raises:
+            LayoutError: the recorded format contradicts ``format``, or a 0.1 queue's format
+                cannot be recognised.
+        """
+        make_dirs(self.items, durability=self._durability)
+        make_dirs(self.leases, durability=self._durability)
+        self._fix_markers()
+        stored = read_queue_format(self.directory)
+        if stored is None:
+            if format is None:
+                codec = resolve_format(self._guess_format())
+            write_queue_format(self.directory, codec.name)
+        else:
+            codec = resolve_recorded_format(format, stored, self.directory)
+        sweep(self.directory)
+        return codec
+
+    def _fix_markers(self) -> None:
+        found = self.markers.scan()
+        if all(found[kind] for kind in KINDS) and not found[OLD_DONE_KIND]:
+            for kind in KINDS:
+                if len(found[kind]) > 1:
+                    break
+            else:
+                return
+        head, tail, taken = self.counters() or (0, 0, 0)
+        for kind, value in zip(KINDS, (head, tail, taken), strict=True):
+            present = found[kind]
+            if not present:
+                self.markers.create(kind, value)
+            for stale in present:
+                if stale != max(present):
+                    remove(self.markers.path(kind, stale), durability="atomic", missing_ok=True)
+        # The taken marker exists now, so dropping done cannot lose the count.
+        for done in found[OLD_DONE_KIND]:
+            remove(self.markers.path(OLD_DONE_KIND, done), durability="atomic", missing_ok=True)
+        if self._durability == "durable":
+            fsync_dir(self.directory)
+
+    def _guess_format(self) -> str:
+        state = self.load()
+        for item in range(state.head, state.tail):
+            found = self.payload(state, item)
+            if found is None:
+                continue
+            guess = sniff_format(found[1])
+            if guess is None:
+                raise LayoutError(
+                    f"{self.directory!r} was written by persistkit 0.1, which did not record "
+                    "its format, and its items are not pickle, JSON or BSON: pass format="
+                )
+            return guess
+        return "pickle"
+
+    # -- checkpoint --------------------------------------------------------------------
+
+    def checkpoint(self, state: QueueState) -> None:
+        """Write ``state`` to the files (the caller holds the lock and then recycles).
+
+        In an order that a crash anywhere leaves replayable: the pending items and the
+        leases are written durably first (one `Batch`), then the adopted-items record and
+        the markers (durably); only then are the files of items that left removed.
+        """
+        on_disk = list_leases(self.leases)
+        with Batch(durability=self._durability) as batch:
+            for item, payload in sorted(state.pending.items()):
+                batch.write_bytes(self.item_path(item), payload, follow_symlinks=False)
+            for item, lease in state.leases.items():
+                if on_disk.get(item) != lease:
+                    batch.write_bytes(
+                        lease_path(self.leases, item), lease.encode(), follow_symlinks=False
+                    )
+        for item in on_disk.keys() - state.leases.keys():
+            remove(lease_path(self.leases, item), durability="atomic")
+        if self._durability == "durable":
+            fsync_dir(self.leases)
+        legacy = {item: name for item, name in state.legacy.items() if item not in state.gone}
+        self._write_legacy(legacy)
+        for kind, value in zip(KINDS, (state.head, state.tail, state.taken), strict=True):
+            self.markers.advance(kind, self.markers.require(kind), value, "atomic")
+        if self._durability == "durable":
+            fsync_dir(self.directory)
+        for item in state.gone:
+            remove(self.item_path(item), durability="atomic", missing_ok=True)
+            name = state.legacy.get(item)
+            if name is not None:
+                remove(os.path.join(self.directory, name), durability="atomic", missing_ok=True)
+        state.legacy = legacy
+        state.pending.clear()
+        state.gone.clear()
+
+    def _write_legacy(self, legacy: dict[int, str]) -> None:
+        if legacy == read_legacy_map(self.directory):
+            return
+        if legacy:
+            write_legacy_map(self.directory, legacy)
+        else:
+            remove(os.path.join(self.directory, LEGACY_MAP_NAME), durability="atomic")
+
+    def tidy(self, state: QueueState) -> None:
+        """Remove item files no state refers to; call when the queue is found empty.
+
+        An empty queue's item folder holds only such files (left by a process killed with
+        persistkit 0.1, or in the middle of a checkpoint), so listing it then is cheap.
+        """
+        for item in self.item_numbers():
+            kept = item in state.leases or item in state.pending
+            if not kept and not state.head <= item < state.tail:
+                remove(self.item_path(item), durability="atomic", missing_ok=True)
+        sweep(self.items)
