@@ -74,5 +74,3 @@ def list_leases(leases_dir: str) -> dict[int, Lease]:
             if lease is not None:
                 leases[item] = lease
     return leases
-
-
