@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,34 @@ def test_make_dirs_after_a_crash_at_any_call_can_be_finished(tmp_path: Path) -> 
         setup=lambda: shutil.rmtree(tmp_path / "x", ignore_errors=True),
         check=check,
     )
+
+
+def test_write_at_overwrites_in_place_through_the_seam(tmp_path: Path) -> None:
+    from persistkit.core import write_at
+
+    path = tmp_path / "index"
+    path.write_bytes(b"abcdef")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        calls = record_calls(lambda: write_at(fd, b"XY", 2, path=path))
+        write_at(fd, b"tail", 6, path=path)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"abXYeftail"
+    assert [(c.name, c.path) for c in calls] == [("write", str(path))]
+
+
+def test_write_at_on_a_full_disk_raises_enospc(small_tmpfs: Path) -> None:
+    """A real full disk (a 64 KiB tmpfs): growing the file fails, the bytes before stay."""
+    from persistkit.core import write_at
+
+    path = small_tmpfs / "index"
+    path.write_bytes(b"head")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        with pytest.raises(OSError) as raised:
+            write_at(fd, b"x" * (1 << 20), 4, path=path)
+    finally:
+        os.close(fd)
+    assert raised.value.errno == errno.ENOSPC
+    assert path.read_bytes()[:4] == b"head"

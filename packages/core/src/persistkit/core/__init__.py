@@ -34,6 +34,7 @@ from persistkit.core._primitives import (
     remove,
     rename,
     replace_atomic,
+    write_at,
 )
 from persistkit.core._s3_capabilities import S3Capabilities
 from persistkit.core._s3_objects import S3ObjectStore
@@ -134,6 +135,7 @@ __all__ = [
     "replace_atomic",
     "resolve_format",
     "sweep",
+    "write_at",
     "write_bytes",
     "write_text",
     "write_value",

@@ -279,6 +279,33 @@ def fsync_file(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def write_at(
+    fd: int, data: bytes | bytearray | memoryview, offset: int, *, path: str | os.PathLike[str]
+) -> None:
+    r"""Overwrite (or extend) an open file in place at ``offset``, through core's seam.
+
+    For the few files that are updated in place instead of replaced: an index or a log that
+    its owner can check and rebuild. It is neither atomic nor durable: a crash of the process
+    can stop between two calls and a power cut can keep any part of ``data`` (`fsync_file`
+    makes it durable). Everything else is written with `write_bytes`, `atomic_write` or a
+    `Batch`. Because it passes core's seam, `persistkit.core.testing` can crash or fail it.
+
+    Args:
+        fd: a descriptor open for writing.
+        data: the bytes to write.
+        offset: where in the file they go; past the end extends the file.
+        path: the file's name, for crash reports and injected errors.
+
+    Raises:
+        OSError: the write failed (``ENOSPC`` when the file had to grow and the disk is
+            full); part of ``data`` may have been written.
+
+    Example:
+        >>> write_at(fd, b"\x01", 64, path="index")  # doctest: +SKIP
+    """
+    _fs.pwrite_all(fd, data, offset, os.fspath(path))
+
+
 def remove(
     path: str | os.PathLike[str], *, durability: Durability = "durable", missing_ok: bool = False
 ) -> bool:
