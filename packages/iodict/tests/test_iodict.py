@@ -10,7 +10,6 @@ import pytest
 from persistkit.core import CorruptFileError, SerializationError
 from persistkit.iodict import (
     IODict,
-    KeyTooLongError,
     LayoutError,
     StorePathError,
     UnsupportedKeyError,
@@ -224,15 +223,24 @@ def test_layout_cannot_change(tmp_path: Path) -> None:
     assert IODict(tmp_path / "h") == {"k": 1}
 
 
-def test_key_too_long_for_xattrs(tmp_path: Path) -> None:
-    store = IODict(tmp_path / "s", use_xattrs=True)
-    with pytest.raises(KeyTooLongError) as raised:
-        store["k" * 70_000] = 1
-    assert isinstance(raised.value, ValueError)
-    assert item_files(tmp_path / "s") == []
-    header = IODict(tmp_path / "h", use_xattrs=False)
-    header["k" * 70_000] = 1
-    assert header["k" * 70_000] == 1
+def test_keys_longer_than_the_xattr_limit_are_stored_in_order(tmp_path: Path) -> None:
+    """Issue 12: the xattr layout has no key-length limit (long keys get a header)."""
+    directory = tmp_path / "s"
+    store = IODict(directory, use_xattrs=True)
+    long_key = "k" * 70_000  # far past ext4's ~3.7 KB for one xattr value
+    store["short"] = 1
+    store[long_key] = 2
+    store[(b"x" * 5000, 3)] = 3
+    store["after"] = 4
+    expected = [("short", 1), (long_key, 2), ((b"x" * 5000, 3), 3), ("after", 4)]
+    assert list(store.items()) == expected
+    assert list(IODict(directory).items()) == expected
+    path = directory / hashlib.sha3_224(long_key.encode()).hexdigest()
+    assert "user.key" not in os.listxattr(path)  # kept in the item's header instead
+    store[long_key] = "again"  # an overwrite keeps its place
+    del store["short"]
+    assert list(IODict(directory)) == [long_key, (b"x" * 5000, 3), "after"]
+    assert IODict(directory)[long_key] == "again"
 
 
 def test_corrupt_item_raises_and_is_kept(tmp_path: Path, use_xattrs: bool | None) -> None:

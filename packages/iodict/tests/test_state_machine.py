@@ -69,6 +69,17 @@ class IODictMachine(RuleBasedStateMachine):
     def popitem(self) -> None:
         assert self.store.popitem() == self.model.popitem()
 
+    @precondition(lambda self: bool(self.model))
+    @rule()
+    def popitem_first(self) -> None:
+        key = next(iter(self.model))
+        assert self.store.popitem(last=False) == (key, self.model.pop(key))
+
+    @precondition(lambda self: bool(self.model))
+    @rule()
+    def popleft(self) -> None:
+        assert self.store.popleft() == self.model.pop(next(iter(self.model)))
+
     @rule()
     def clear(self) -> None:
         self.store.clear()
@@ -87,6 +98,8 @@ class IODictMachine(RuleBasedStateMachine):
     def same_items_in_same_order(self) -> None:
         assert list(self.store.items()) == list(self.model.items())
         assert len(self.store) == len(self.model)
+        assert bool(self.store) == bool(self.model)
+        assert next(iter(self.store), "none") == next(iter(self.model), "none")
         assert self.store == self.model
 
 

@@ -13,6 +13,7 @@ Example:
 
 from importlib import metadata as _metadata
 
+from persistkit.iodict._base import BaseClass
 from persistkit.iodict._claim import Claim
 from persistkit.iodict._dead_letters import DeadLetter
 from persistkit.iodict._flush import FlushQueue
@@ -20,10 +21,12 @@ from persistkit.iodict._iodict import IODict
 from persistkit.iodict._keys import Key
 from persistkit.iodict._queue import DurableQueue
 from persistkit.iodict.errors import (
+    KeylessItemsWarning,
     KeyTooLongError,
     LayoutError,
     LeaseLostError,
     QueueClosedError,
+    ReadOnlyStoreError,
     StorePathError,
     UnsupportedKeyError,
 )
@@ -31,6 +34,7 @@ from persistkit.iodict.errors import (
 __version__ = _metadata.version("persistkit-iodict")
 
 __all__ = [
+    "BaseClass",
     "Claim",
     "DeadLetter",
     "DurableQueue",
@@ -38,9 +42,11 @@ __all__ = [
     "IODict",
     "Key",
     "KeyTooLongError",
+    "KeylessItemsWarning",
     "LayoutError",
     "LeaseLostError",
     "QueueClosedError",
+    "ReadOnlyStoreError",
     "StorePathError",
     "UnsupportedKeyError",
     "__version__",

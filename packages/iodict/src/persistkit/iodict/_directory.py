@@ -36,6 +36,26 @@ def open_directory(path: str | os.PathLike[str]) -> str:
     return directory
 
 
+def existing_directory(path: str | os.PathLike[str]) -> str:
+    """Return the absolute store directory, which must exist; nothing is created.
+
+    Raises:
+        FileNotFoundError: there is nothing at ``path``.
+        StorePathError: ``path`` exists and is not a directory.
+    """
+    directory = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if not os.path.lexists(directory):
+        raise FileNotFoundError(2, "no store at this path", directory)
+    if not os.path.isdir(directory):
+        raise StorePathError(20, "the store path exists and is not a directory", directory)
+    return directory
+
+
+def on_read_only_mount(directory: str) -> bool:
+    """Whether ``directory`` is on a mount that refuses every write (``statvfs``)."""
+    return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+
+
 def resolve_user_lock(lock: Any) -> LockLike | None:
     """Turn iodict's ``lock`` argument (a lock, a lock factory, or None) into a lock.
 
@@ -62,6 +82,9 @@ class StoreLock:
     The file lock is always taken: it is what keeps independent processes (not only the
     children of one parent) from interleaving their updates. A user's lock is taken first,
     outside it, so applications that already serialise on their own lock keep doing so.
+    Each store object has its own `FileLock` (not `FileLock.for_path`, whose objects keep
+    their descriptor for the life of the process): a store that is dropped closes its lock
+    file, so a writable descriptor does not pin the mount (a read-only remount needs none).
     """
 
     __slots__ = ("_file_lock", "_user_lock")

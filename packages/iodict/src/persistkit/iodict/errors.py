@@ -13,9 +13,11 @@ from persistkit.core.errors import InvalidArgumentError, PersistkitError, Persis
 
 __all__ = [
     "KeyTooLongError",
+    "KeylessItemsWarning",
     "LayoutError",
     "LeaseLostError",
     "QueueClosedError",
+    "ReadOnlyStoreError",
     "StorePathError",
     "UnsupportedKeyError",
 ]
@@ -29,10 +31,10 @@ class UnsupportedKeyError(PersistkitError, TypeError):
 
 
 class KeyTooLongError(InvalidArgumentError):
-    """A key is too long for the extended attribute that would hold it.
+    """A key is too long for any layout to hold (more than 4 GiB of canonical bytes).
 
-    Only stores kept in extended attributes limit keys (to a little under the mount's
-    ``xattr_max_size``); raised before anything on disk changes.
+    Keys longer than the mount's extended attributes can hold are stored in a header inside
+    the item instead; raised before anything on disk changes.
     """
 
 
@@ -42,6 +44,22 @@ class StorePathError(PersistkitOSError, NotADirectoryError):
 
 class LayoutError(InvalidArgumentError):
     """The directory was written in another layout or format than the one asked for."""
+
+
+class ReadOnlyStoreError(PersistkitOSError, PermissionError):
+    """A write was asked of a store opened for reading (``read_only=True``).
+
+    Stores on read-only media open for reading by themselves; a write there fails with the
+    system's own ``OSError`` (``EROFS``) instead. Nothing on disk changed.
+    """
+
+
+class KeylessItemsWarning(UserWarning):
+    """Item files whose key cannot be recovered were found; they are kept, not iterated.
+
+    Such a file has lost its ``user.key`` xattr (a copy made without xattrs) and is not in
+    the order index that a copy carries along. `IODict.keyless_files` lists them.
+    """
 
 
 class QueueClosedError(PersistkitError, ValueError):
