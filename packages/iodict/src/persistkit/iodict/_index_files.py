@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import operator
 import os
 import struct
 import zlib
@@ -195,6 +196,10 @@ def _run_struct(count: int) -> struct.Struct:
     return run
 
 
+def _chain(chain: int, key: bytes) -> int:
+    return zlib.crc32(key, chain)
+
+
 def _parse_state(data: bytes) -> State:
     if len(data) < _STATE.size + _CRC.size:
         raise DamagedIndexError("truncated state block")
@@ -270,6 +275,25 @@ class IndexBuilder:
         self._keys += key_bytes
         self._count += 1
 
+    def add_run(self, keys: list[bytes], stamps: list[StampKey]) -> None:
+        """Append live keys in bulk (the stamps in non-decreasing order, above the last)."""
+        if not keys:
+            return
+        if stamps[0] < self._last or any(map(operator.gt, stamps, stamps[1:])):
+            raise ValueError("keys must be added in stamp order")
+        self._last = stamps[-1]
+        lengths = list(map(len, keys))
+        offsets = list(itertools.accumulate(lengths[:-1], initial=len(self._keys)))
+        chains = list(itertools.accumulate(keys, _chain, initial=self._chain))[1:]
+        self._chain = chains[-1]
+        epochs, nss = zip(*stamps, strict=True)
+        fields = itertools.chain.from_iterable(
+            zip(itertools.repeat(LIVE), lengths, offsets, epochs, nss, chains, strict=False)
+        )
+        self._slots += _run_struct(len(keys)).pack(*fields)
+        self._keys += b"".join(keys)
+        self._count += len(keys)
+
     def finish(self, mtime_ns: int, ctime_ns: int) -> tuple[bytes, bytes]:
         """Return (order, keys) file contents, the state recording the given folder times."""
         count = self._count
@@ -308,14 +332,18 @@ class IndexView:
         self._keys = keys
         self.order_path = order_path
         self.keys_path = keys_path
-        self.head = _parse_head(self._read_order(0, _STATE_OFFSET))
-        keys_head = self._read_keys(0, _KEYS_HEAD.size)
-        if len(keys_head) < _KEYS_HEAD.size:
-            raise DamagedIndexError("truncated key file")
-        magic, version, generation = _KEYS_HEAD.unpack(keys_head)
-        if magic != _KEYS_MAGIC or version != _VERSION or generation != self.head.generation:
-            raise DamagedIndexError("the key file belongs to another index generation")
-        self.inode = os.fstat(order).st_ino if isinstance(order, int) else -1
+        try:
+            self.head = _parse_head(self._read_order(0, _STATE_OFFSET))
+            keys_head = self._read_keys(0, _KEYS_HEAD.size)
+            if len(keys_head) < _KEYS_HEAD.size:
+                raise DamagedIndexError("truncated key file")
+            magic, version, generation = _KEYS_HEAD.unpack(keys_head)
+            if magic != _KEYS_MAGIC or version != _VERSION or generation != self.head.generation:
+                raise DamagedIndexError("the key file belongs to another index generation")
+            self.inode = os.fstat(order).st_ino if isinstance(order, int) else -1
+        except BaseException:
+            self.close()  # the descriptors were handed over: they are ours to close
+            raise
 
     def _read_order(self, offset: int, size: int) -> bytes:
         if isinstance(self._order, int):
@@ -336,7 +364,8 @@ class IndexView:
                 os.close(fd)
 
     def __del__(self) -> None:
-        self.close()
+        if getattr(self, "_order", b"") != b"":
+            self.close()
 
     def state(self) -> State:
         """Read and check the state block.
@@ -577,12 +606,7 @@ def open_view(directory: str, *, writable: bool = False) -> tuple[IndexView, int
     except FileNotFoundError:
         os.close(order_fd)
         raise DamagedIndexError("no key file") from None
-    try:
-        view = IndexView(order_fd, keys_fd, order_path=order_path, keys_path=keys_path)
-    except BaseException:
-        os.close(order_fd)
-        os.close(keys_fd)
-        raise
+    view = IndexView(order_fd, keys_fd, order_path=order_path, keys_path=keys_path)
     return view, order_fd, keys_fd
 
 

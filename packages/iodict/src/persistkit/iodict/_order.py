@@ -21,6 +21,7 @@ as the folder's times stay the same. Writers (holding the store lock) rebuild on
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import warnings
@@ -28,6 +29,7 @@ from collections.abc import Callable
 
 from persistkit.core import FileLock, make_dirs, sweep
 from persistkit.iodict._index_files import (
+    LIVE,
     DamagedIndexError,
     Head,
     IndexBuilder,
@@ -216,8 +218,13 @@ class OrderIndex:
         builder = IndexBuilder(
             Head(secrets.randbits(63), head.device, head.inode, head.boot, head.keyless)
         )
-        for slot, key_bytes in view.entries(state.head, state.count):
-            builder.add(key_bytes, slot.stamp)
+        for chunk in view.chunks(state.head, state.count):
+            live = [mark == LIVE for mark in chunk.states]
+            stamps = zip(chunk.epochs, chunk.nss, strict=True)
+            builder.add_run(
+                list(itertools.compress(chunk.keys(), live)),
+                list(itertools.compress(stamps, live)),
+            )
         order, keys = builder.finish(folder.mtime_ns, folder.ctime_ns)
         write_index(self._directory, order, keys)
         self._drop_view()

@@ -7,19 +7,23 @@
 3. Read the remaining files (their xattrs or header) for key and stamp; a key is used only
    if it hashes to the file's name. Files with no recoverable key are reported, never
    removed.
-4. Merge the two by stamp into a new index.
+4. Merge the two by stamp into a new index (a second walk of the old index, keeping the
+   slots marked in step 2).
 
 A missing or damaged old index only makes step 3 longer.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import os
 import secrets
 from dataclasses import dataclass
 
 from persistkit.iodict._index_files import (
+    LIVE,
     DamagedIndexError,
     Head,
     IndexBuilder,
@@ -63,37 +67,43 @@ class Rebuilt:
     keyless: list[str]
 
 
-def _item_digests(directory: str) -> set[bytes]:
+def _item_names(directory: str) -> set[str]:
     with os.scandir(directory) as entries:
         return {
-            bytes.fromhex(entry.name)
+            entry.name
             for entry in entries
-            if NAME_PATTERN.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
+            if len(entry.name) == 56
+            and NAME_PATTERN.fullmatch(entry.name)
+            and entry.is_file(follow_symlinks=False)
         }
 
 
-def _digest(key_bytes: bytes) -> bytes:
-    return hashlib.sha3_224(key_bytes).digest()
+def _name(key_bytes: bytes) -> str:
+    return hashlib.sha3_224(key_bytes).hexdigest()
 
 
-def _walk_old(
-    old: IndexView | None, present: set[bytes]
-) -> tuple[bytearray, dict[bytes, tuple[bytes, StampKey]]]:
-    """Mark which old slots stay; collect dead slots' keys for files still present."""
+def _mark_old(
+    old: IndexView | None, present: set[str]
+) -> tuple[bytearray, dict[str, tuple[bytes, StampKey]]]:
+    """Flag the old slots that stay (one byte per slot); collect usable dead slots' keys."""
     keep = bytearray()
-    dead: dict[bytes, tuple[bytes, StampKey]] = {}
+    dead: dict[str, tuple[bytes, StampKey]] = {}
     if old is None:
         return keep, dead
     try:
         state = old.state()
-        for slot, key_bytes in old.entries(0, state.count, live_only=False):
-            digest = _digest(key_bytes)
-            if slot.live and digest in present:
-                present.discard(digest)
-                keep.extend(b"\0" * (slot.index - len(keep)))
-                keep.append(1)
-            elif not slot.live and digest in present:
-                dead[digest] = (key_bytes, slot.stamp)
+        keep = bytearray(state.count)
+        for chunk in old.chunks(0, state.count):
+            keys = chunk.keys()
+            for offset, name in enumerate(map(_name, keys)):
+                if name not in present:
+                    continue
+                if chunk.states[offset] == LIVE:
+                    present.discard(name)
+                    keep[chunk.start + offset] = 1
+                else:
+                    stamp = (chunk.epochs[offset], chunk.nss[offset])
+                    dead[name] = (keys[offset], stamp)
     except DamagedIndexError:
         pass  # what was read before the damage is still good; the rest comes from the items
     return keep, dead
@@ -102,23 +112,22 @@ def _walk_old(
 def _read_remaining(
     directory: str,
     layout: Layout,
-    present: set[bytes],
-    dead: dict[bytes, tuple[bytes, StampKey]],
+    present: set[str],
+    dead: dict[str, tuple[bytes, StampKey]],
 ) -> tuple[list[tuple[StampKey, bytes]], list[str]]:
     found: list[tuple[StampKey, bytes]] = []
     keyless: list[str] = []
-    for digest in present:
-        name = digest.hex()
+    for name in present:
         path = os.path.join(directory, name)
         try:
             identity = layout.read_identity(path)
         except NotAnItemError:
             continue
         key, stamp = identity.key, identity.stamp
-        remembered = dead.get(digest)
+        remembered = dead.get(name)
         if key is None and remembered is not None:
             key = remembered[0]
-        if key is None or _digest(key) != digest:
+        if key is None or _name(key) != name:
             keyless.append(path)
             continue
         if stamp is not None:
@@ -133,40 +142,55 @@ def _read_remaining(
     return found, keyless
 
 
+def _merge(
+    builder: IndexBuilder,
+    old: IndexView | None,
+    keep: bytearray,
+    extra: list[tuple[StampKey, bytes]],
+) -> None:
+    """Add the kept old slots and the extra keys to ``builder``, in stamp order, in runs."""
+    extra_stamps = [stamp for stamp, _ in extra]
+    extra_keys = [key for _, key in extra]
+    pending = 0
+    if old is not None and any(keep):
+        for chunk in old.chunks(0, len(keep)):
+            selected = keep[chunk.start : chunk.start + len(chunk)]
+            keys = list(itertools.compress(chunk.keys(), selected))
+            stamps = list(itertools.compress(zip(chunk.epochs, chunk.nss, strict=True), selected))
+            while keys:
+                # The extras that sort before the next kept key go first, then the kept
+                # keys up to the next extra.
+                until = bisect.bisect_left(extra_stamps, stamps[0], lo=pending)
+                builder.add_run(extra_keys[pending:until], extra_stamps[pending:until])
+                pending = until
+                limit = len(stamps)
+                if pending < len(extra):
+                    limit = bisect.bisect_right(stamps, extra_stamps[pending])
+                builder.add_run(keys[:limit], stamps[:limit])
+                keys, stamps = keys[limit:], stamps[limit:]
+    builder.add_run(extra_keys[pending:], extra_stamps[pending:])
+
+
 def rebuild(directory: str, layout: Layout, old: IndexView | None, *, boot: bytes) -> Rebuilt:
     """Build a new index of the store at ``directory`` from its items (and ``old``).
 
     The folder is stat'ed before it is listed: a change made while this runs leaves the
     folder newer than the index, so the next check rebuilds again rather than trusting it.
+
+    Raises:
+        DamagedIndexError: ``old`` turned out unusable midway (the caller retries without).
     """
     folder = FolderStamp.of(directory)
-    present = _item_digests(directory)
-    keep, dead = _walk_old(old, present)
+    present = _item_names(directory)
+    keep, dead = _mark_old(old, present)
     extra, keyless = _read_remaining(directory, layout, present, dead)
     builder = IndexBuilder(
         Head(secrets.randbits(63), folder.device, folder.inode, boot, len(keyless))
     )
-    pending = iter(extra)
-    upcoming = next(pending, None)
-    if old is not None and keep:
-        try:
-            for slot, key_bytes in old.entries(0, len(keep)):
-                if not keep[slot.index]:
-                    continue
-                while upcoming is not None and upcoming[0] < slot.stamp:
-                    builder.add(upcoming[1], upcoming[0])
-                    upcoming = next(pending, None)
-                builder.add(key_bytes, slot.stamp)
-        except (DamagedIndexError, ValueError) as error:
-            # The old slots changed under us or were out of order: start from the items.
-            raise DamagedIndexError(f"cannot reuse the old index: {error}") from error
-    while upcoming is not None:
-        builder.add(upcoming[1], upcoming[0])
-        upcoming = next(pending, None)
+    try:
+        _merge(builder, old, keep, extra)
+    except ValueError as error:
+        # The old slots were out of stamp order or changed under us: start from the items.
+        raise DamagedIndexError(f"cannot reuse the old index: {error}") from error
     order, keys = builder.finish(folder.mtime_ns, folder.ctime_ns)
     return Rebuilt(order, keys, folder, keyless)
-
-
-def rebuild_from_items(directory: str, layout: Layout, *, boot: bytes) -> Rebuilt:
-    """Build a new index from the items alone (the old one is unusable)."""
-    return rebuild(directory, layout, None, boot=boot)
