@@ -277,3 +277,46 @@ def test_sixteen_processes_counting_by_compare_and_swap_lose_no_increment(
     results = race([backend], 16, "count", "counter", "4")
     assert int(backend.store.get("counter").data.split()[0]) == 16 * 4
     assert all(line.startswith("conflicts") for line in results)
+
+
+@pytest.mark.parametrize("operation", ["put_if_match", "delete_if_match", "put_if_absent", "put"])
+def test_a_local_write_crashed_at_any_filesystem_call_leaves_old_or_new(
+    tmp_path: Path, operation: str
+) -> None:
+    # Real process deaths (os._exit in a forked child) before each filesystem call in turn.
+    from persistkit.core import LocalObjectStore
+    from persistkit.core.testing import crash_at_every_call
+
+    root = tmp_path / "objects"
+    store = LocalObjectStore(root)
+    old = b"old " * 1000
+    new = b"new " * 1000
+
+    def setup() -> None:
+        store.delete("k")
+        if operation != "put_if_absent":
+            store.put("k", old)
+
+    def run() -> None:
+        if operation == "put_if_match":
+            store.put_if_match("k", new, store.get("k").version)
+        elif operation == "delete_if_match":
+            store.delete_if_match("k", store.get("k").version)
+        elif operation == "put_if_absent":
+            store.put_if_absent("k", new)
+        else:
+            store.put("k", new)
+
+    def check(point: object) -> None:
+        try:
+            found = store.get("k").data
+        except ObjectNotFoundError:
+            found = None
+        allowed = {None} if operation == "delete_if_match" else {new}
+        allowed |= {None} if operation == "put_if_absent" else {old}
+        assert found in allowed, point
+        assert list(store.list()) == ([] if found is None else ["k"])
+        store.put("probe", b"x")  # a dead writer's lock was released by the kernel
+        store.delete("probe")
+
+    assert crash_at_every_call(run, check=check, setup=setup) >= 3
