@@ -345,6 +345,11 @@ class IndexView:
             self.close()  # the descriptors were handed over: they are ours to close
             raise
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether this view was built in memory by a reader (the files were not current)."""
+        return not isinstance(self._order, int) and self.order_path == "<memory>"
+
     def _read_order(self, offset: int, size: int) -> bytes:
         if isinstance(self._order, int):
             return os.pread(self._order, size, offset)

@@ -9,6 +9,7 @@ import os
 import stat
 import time
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -104,6 +105,19 @@ def _decode_key(key_bytes: bytes) -> Key:
         return key_from_bytes(key_bytes)
     except (ValueError, UnicodeDecodeError, IndexError) as error:
         raise DamagedIndexError(f"undecodable key in the index: {error}") from error
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A store at a glance (for ``persistkit iodict``)."""
+
+    items: int
+    layout: str
+    format: str
+    first: Key | None
+    last: Key | None
+    index: str
+    keyless: int
 
 
 class IODict(BaseClass, MutableMapping[KT, VT]):
@@ -384,6 +398,28 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
                 continue
             parts.append(f"{key!r}: {value!r}")
         return "{" + ", ".join(parts) + "}"
+
+    def _summary(self) -> Summary:
+        """What ``persistkit iodict`` shows: counts and ends from the order index."""
+        view, state = self._current()
+        first = last = None
+        if state.live:
+            first = _decode_key(view.key(view.slot(state.head)))
+            last = _decode_key(view.key(view.slot(state.tail)))
+        return Summary(
+            items=state.live,
+            layout=self._layout.name,
+            format=self._codec.name,
+            first=first,
+            last=last,
+            index=(
+                "rebuilt in memory (the folder changed since it was written; "
+                "the next write rewrites it)"
+                if view.in_memory
+                else "current"
+            ),
+            keyless=view.head.keyless,
+        )
 
     def keyless_files(self) -> list[str]:
         """Return the item files whose key cannot be recovered (sorted paths).

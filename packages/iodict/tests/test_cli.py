@@ -1,0 +1,99 @@
+"""``persistkit iodict DIR``: read-only, through the order index, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from persistkit.core.testing import snapshot_tree
+from persistkit.iodict import IODict
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+INDEX = ".persistkit-iodict.d"
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    path = tmp_path / "store"
+    store = IODict(path)
+    store.update([("first", 1), (b"raw", 2), (7, 3), (("t", 1), 4), ("last", 5)])
+    return path
+
+
+def test_shows_counts_layout_and_order_and_changes_nothing(
+    store_path: Path, persistkit_command: Run
+) -> None:
+    before = snapshot_tree(store_path)
+    result = persistkit_command("iodict", str(store_path))
+    assert result.returncode == 0, result.stderr
+    assert "items    5" in result.stdout
+    assert "layout   xattr, pickle values" in result.stdout
+    assert "order    first 'first', last 'last'" in result.stdout
+    assert "index    current" in result.stdout
+    keys = persistkit_command("iodict", str(store_path), "--keys")
+    assert keys.stdout.splitlines()[-5:] == ["'first'", "b'raw'", "7", "('t', 1)", "'last'"]
+    assert snapshot_tree(store_path) == before
+
+
+def test_json_output_and_keys(store_path: Path, persistkit_command: Run) -> None:
+    result = persistkit_command("iodict", str(store_path), "--json", "--keys")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["items"] == 5 and document["layout"] == "xattr"
+    assert document["format"] == "pickle" and document["keyless"] == 0
+    assert document["first"] == "first" and document["last"] == "last"
+    assert document["keys"] == ["first", {"bytes": b"raw".hex()}, 7, ["t", 1], "last"]
+
+
+def test_a_stale_index_is_rebuilt_in_memory_not_on_disk(
+    store_path: Path, persistkit_command: Run
+) -> None:
+    shutil.rmtree(store_path / INDEX)
+    before = snapshot_tree(store_path)
+    result = persistkit_command("iodict", str(store_path), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["items"] == 5 and document["index"].startswith("rebuilt in memory")
+    assert snapshot_tree(store_path) == before
+
+
+def test_lost_keys_are_a_problem_reported_by_name(
+    store_path: Path, persistkit_command: Run
+) -> None:
+    shutil.rmtree(store_path / INDEX)
+    victim = store_path / IODict(store_path)._encoder("first")
+    os.removexattr(victim, "user.key")  # as a copy without xattrs would have it
+    result = persistkit_command("iodict", str(store_path))
+    assert result.returncode == 1
+    assert "keyless  1 item file(s) whose key is lost" in result.stdout
+    checked = persistkit_command("iodict", str(store_path), "--check")
+    assert checked.returncode == 1 and str(victim) in checked.stdout
+    assert victim.exists()
+
+
+@pytest.mark.parametrize("what", ["missing", "empty", "file"])
+def test_no_store_is_a_one_line_error_and_nothing_is_created(
+    tmp_path: Path, persistkit_command: Run, what: str
+) -> None:
+    target = tmp_path / "target"
+    if what == "empty":
+        target.mkdir()
+    elif what == "file":
+        target.write_text("not a store")
+    before = snapshot_tree(tmp_path)
+    result = persistkit_command("iodict", str(target))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("persistkit: ")
+    assert "no IODict here" in result.stderr
+    assert snapshot_tree(tmp_path) == before
+
+
+def test_usage_errors_exit_2(persistkit_command: Run) -> None:
+    assert persistkit_command("iodict").returncode == 2
+    assert persistkit_command("iodict", "x", "--bogus").returncode == 2
