@@ -7,12 +7,20 @@ are not installed are left out of the tables (the bench session installs them al
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import shutil
 import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from harness import Workload, os_only_replace
+from harness import Scratch, Workload, os_only_replace
 
 from persistkit.iodict import DurableQueue, IODict
 
@@ -285,3 +293,196 @@ def workloads(quick: bool) -> list[Workload]:
         _get_workload(3000),
         *_queue_workloads(50, 500),
     ]
+
+
+# -- at scale (issue 15) -------------------------------------------------------------------
+
+SCALE_PROBE = r"""
+import json, random, sys, time
+def kib(field):
+    # ru_maxrss can carry the parent's peak across fork+exec; /proc/self/status cannot.
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+def timed(step):
+    start = time.perf_counter()
+    result = step()
+    return result, time.perf_counter() - start
+kind, path, n, ops = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rng = random.Random(7)
+sample = [f"key{rng.randrange(n)}" for _ in range(ops)]
+value = "x" * 100
+if kind == "persistkit":
+    from persistkit.iodict import IODict
+    base = kib("VmRSS:")
+    d, opened = timed(lambda: IODict(path, durability="atomic"))
+    size, length = timed(lambda: len(d))
+    first, first_key = timed(lambda: next(iter(d)))
+    count, walked = timed(lambda: sum(1 for _ in d))
+    rss = (kib("VmHWM:") - base) / 1024
+    _, listed = timed(lambda: len(list(d)))
+    _, got = timed(lambda: [d[key] for key in sample])
+    _, found = timed(lambda: [key in d for key in sample])
+    _, stored = timed(lambda: [d.__setitem__(key, value) for key in sample])
+else:
+    import sqlite3
+    base = kib("VmRSS:")
+    def connect():
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA synchronous=OFF")
+        return db
+    db, opened = timed(connect)
+    query = db.execute
+    size, length = timed(lambda: query("SELECT COUNT(*) FROM kv").fetchone()[0])
+    first, first_key = timed(lambda: query("SELECT k FROM kv ORDER BY rowid LIMIT 1").fetchone()[0])
+    count, walked = timed(lambda: sum(1 for _ in query("SELECT k FROM kv ORDER BY rowid")))
+    rss = (kib("VmHWM:") - base) / 1024
+    _, listed = timed(lambda: len([row[0] for row in query("SELECT k FROM kv ORDER BY rowid")]))
+    _, got = timed(lambda: [query("SELECT v FROM kv WHERE k = ?", (k,)).fetchone() for k in sample])
+    _, found = timed(
+        lambda: [query("SELECT 1 FROM kv WHERE k = ?", (k,)).fetchone() is not None for k in sample]
+    )
+    _, stored = timed(
+        lambda: [query("INSERT OR REPLACE INTO kv VALUES (?, ?)", (k, value)) for k in sample]
+    )
+assert size == count == n and first == "key0", (size, count, first)
+each = [got / ops, found / ops, stored / ops]
+print(json.dumps([opened, length, first_key, walked, listed, *each, rss]))
+"""
+
+REBUILD_PROBE = r"""
+import sys, time
+from persistkit.iodict import IODict
+start = time.perf_counter()
+store = IODict(sys.argv[1], durability="atomic")
+store["rebuild-probe"] = 1  # the first write rebuilds the index on disk
+elapsed = time.perf_counter() - start
+del store["rebuild-probe"]
+assert len(store) == int(sys.argv[2])
+print(elapsed)
+"""
+
+_COLUMNS = ("open", "len", "first key", "iterate", "list", "get", "in", "set (no fsync)")
+
+
+def _scale_sizes(quick: bool) -> list[int]:
+    sizes = [10_000] if quick else [10_000, 100_000]
+    if os.environ.get("PERSISTKIT_BENCH_IODICT_MILLION") == "1":
+        sizes.append(1_000_000)
+    return sizes
+
+
+def _fill_scale(root: Path, n: int) -> tuple[Path, Path, float, float]:
+    """Make the persistkit store and the sqlite3 database with the same n keys, once."""
+    store_path, db_path = root / f"iodict-{n}", root / f"sqlite-{n}.db"
+    start = time.perf_counter()
+    store = IODict(store_path, durability="atomic")
+    for begin in range(0, n, 1000):
+        store.update((f"key{i}", VALUE) for i in range(begin, min(begin + 1000, n)))
+    store.close()
+    filled = time.perf_counter() - start
+    start = time.perf_counter()
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB)")
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO kv VALUES (?, ?)", ((f"key{i}", RAW) for i in range(n)))
+    db.execute("COMMIT")
+    db.close()
+    return store_path, db_path, filled, time.perf_counter() - start
+
+
+def _probe(kind: str, path: Path, n: int, ops: int) -> list[float]:
+    out = subprocess.run(
+        [sys.executable, "-c", SCALE_PROBE, kind, str(path), str(n), str(ops)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [float(x) for x in json.loads(out)]
+
+
+def _rebuild_times(store_path: Path, n: int) -> tuple[float, float]:
+    """A writer's rebuild after a foreign change (old index kept), and with no index."""
+
+    def timed() -> float:
+        out = subprocess.run(
+            [sys.executable, "-c", REBUILD_PROBE, str(store_path), str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return float(out)
+
+    (store_path / "stray").write_bytes(b"")  # a foreign change: the index is stale
+    (store_path / "stray").unlink()
+    with_old = timed()
+    index = store_path / ".persistkit-iodict.d"
+    index.rename(store_path / "index-aside")
+    alone = timed()
+    shutil.rmtree(store_path / "index-aside")
+    return with_old, alone
+
+
+def _fmt(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} µs"
+
+
+def extra_report(quick: bool, scratch: Scratch | None = None) -> str:
+    """IODict at 10k, 100k (and, opt-in, 1M) keys against sqlite3 with the same keys."""
+    root = scratch.fresh() if scratch is not None else Path(tempfile.mkdtemp())
+    repeats = 3
+    ops = 200 if quick else 2000
+    lines = [
+        "### IODict at scale: a fresh process on a store of n keys, against sqlite3",
+        "",
+        f"Median of {repeats} interleaved runs, each in a fresh process (import excluded). "
+        "get, in and set are per operation over "
+        f"{ops} random existing keys; set overwrites without fsync (IODict "
+        "durability='atomic', sqlite3 WAL + synchronous=OFF). RSS: growth of the process's "
+        "peak resident memory from just after the import to the end of the iteration. The "
+        "1,000,000-key rows need `PERSISTKIT_BENCH_IODICT_MILLION=1` (filling takes minutes).",
+        "",
+        "| keys | case | " + " | ".join(_COLUMNS) + " | RSS |",
+        "|--:|---|" + "--:|" * (len(_COLUMNS) + 1),
+    ]
+    rebuilds = []
+    fills = []
+    for n in _scale_sizes(quick):
+        store_path, db_path, filled, db_filled = _fill_scale(root, n)
+        fills.append((n, filled, db_filled))
+        results: dict[str, list[list[float]]] = {"persistkit IODict": [], "sqlite3": []}
+        for _ in range(repeats):
+            results["persistkit IODict"].append(_probe("persistkit", store_path, n, ops))
+            results["sqlite3"].append(_probe("sqlite3", db_path, n, ops))
+        medians = {
+            case: [statistics.median(column) for column in zip(*runs, strict=True)]
+            for case, runs in results.items()
+        }
+        for case, values in medians.items():
+            cells = " | ".join(_fmt(value) for value in values[:-1])
+            lines.append(f"| {n:,} | {case} | {cells} | {values[-1]:.0f} MiB |")
+        ratios = [
+            p / s if s else float("nan")
+            for p, s in zip(medians["persistkit IODict"], medians["sqlite3"], strict=True)
+        ]
+        cells = " | ".join(f"{ratio:.2f}x" for ratio in ratios[:-1])
+        lines.append(f"| {n:,} | time ratio (persistkit / sqlite3) | {cells} | |")
+        rebuilds.append((n, *_rebuild_times(store_path, n)))
+    lines += [
+        "",
+        "Rebuilding the order index (a writer's first write after the folder changed behind "
+        "it, once; fresh process, import excluded), and filling the stores for this table:",
+        "",
+        "| keys | rebuild, old index kept | rebuild from the items alone | fill IODict "
+        "(update() of 1000, no fsync) | fill sqlite3 (one transaction) |",
+        "|--:|--:|--:|--:|--:|",
+    ]
+    for (n, with_old, alone), (_, filled, db_filled) in zip(rebuilds, fills, strict=True):
+        lines.append(
+            f"| {n:,} | {_fmt(with_old)} | {_fmt(alone)} | {_fmt(filled)} | {_fmt(db_filled)} |"
+        )
+    return "\n".join(lines) + "\n"

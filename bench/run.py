@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import platform
 import sys
@@ -59,7 +60,12 @@ def main() -> int:
                 workloads.append(record(workload, name))
             extra = getattr(module, "extra_report", None)
             if extra is not None:
-                rendered = extra(args.quick)
+                # A report that needs data on disk gets the run's scratch space, kept until
+                # the run ends (deleting many files slows the next creations on this disk).
+                wants_scratch = "scratch" in inspect.signature(extra).parameters
+                rendered = (
+                    extra(args.quick, scratch=scratch) if wants_scratch else extra(args.quick)
+                )
                 print(rendered, flush=True)
                 report.append(rendered)
     finally:
