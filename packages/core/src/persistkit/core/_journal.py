@@ -382,15 +382,18 @@ class _SharedLog:
 
     def _flush_across_processes(self, upto: int) -> None:
         words = self.words
-        # Wait for a running leader with a shared lock: when it finishes, every waiter wakes
-        # at once and those it covered return, rather than one at a time, each behind the
-        # fdatasync of whoever was woken first.
-        fcntl.flock(self.shm_fd, fcntl.LOCK_SH)
-        covered = words[W_FLUSHED] >= upto
-        fcntl.flock(self.shm_fd, fcntl.LOCK_UN)
-        if covered:
-            return
-        fcntl.flock(self.shm_fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self.shm_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # Wait for the running leader with a shared lock: when it finishes, every waiter
+            # wakes at once and those it covered return, rather than one at a time, each
+            # behind the fdatasync of whoever was woken first.
+            fcntl.flock(self.shm_fd, fcntl.LOCK_SH)
+            covered = words[W_FLUSHED] >= upto
+            fcntl.flock(self.shm_fd, fcntl.LOCK_UN)
+            if covered:
+                return
+            fcntl.flock(self.shm_fd, fcntl.LOCK_EX)
         try:
             if words[W_FLUSHED] >= upto:
                 return
