@@ -243,3 +243,38 @@ def test_a_killed_test_process_leaves_no_mount(tmp_path: Path) -> None:
     assert process.stdin is not None
     process.stdin.close()
     assert not mounted_at(tmp_path)
+
+
+WORKER = """
+import sys
+from persistkit.core import write_bytes
+worker = sys.argv[1]
+for n in range(10_000):
+    write_bytes(f"{worker}-{n}", f"value {n} of {worker}".encode() * 300)
+    print(f"{worker}-{n}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["strict", "random"])
+def test_four_processes_killed_by_a_cut_keep_every_acknowledged_write(
+    power_cut: PowerCutFS, mode: str
+) -> None:
+    from persistkit.core.testing import cut_processes
+
+    result = cut_processes(
+        power_cut,
+        [[sys.executable, "-c", WORKER, f"w{i}"] for i in range(4)],
+        after_lines=40,
+        mode=mode,  # type: ignore[arg-type]
+        seed=11,
+    )
+    assert all(code == -9 for code in result.returncodes)
+    assert len(result.lines) >= 40
+    for name in result.lines:
+        worker, n = name.split("-")
+        assert (power_cut.root / name).read_bytes() == f"value {n} of {worker}".encode() * 300
+    for path in power_cut.root.iterdir():
+        if not path.name.startswith("."):
+            worker, n = path.name.split("-")
+            assert path.read_bytes() == f"value {n} of {worker}".encode() * 300
+

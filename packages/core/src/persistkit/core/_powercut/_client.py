@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from persistkit.core import _capabilities
+from persistkit.core import _capabilities, _syscalls
 from persistkit.core._powercut import _wire
 from persistkit.core._powercut._model import CrashReport
 
@@ -144,8 +144,20 @@ class PowerCutFS:
         self._forget_capabilities()
 
     def sync(self) -> None:
-        """Make everything durable now, as ``sync`` does on a real disk (it does not here)."""
+        """Make everything durable now, as ``sync`` does on a real disk (it does not here).
+
+        Dirty pages of shared memory maps are written back to the filesystem first (the
+        kernel does that much for ``syncfs``, though FUSE never passes the call on).
+        """
+        self._write_back()
         self._ask("sync")
+
+    def _write_back(self) -> None:
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _syscalls.syncfs(fd)
+        finally:
+            os.close(fd)
 
     def pending(self) -> int:
         """Count the changes a cut now could lose."""
@@ -154,6 +166,7 @@ class PowerCutFS:
 
     def snapshot(self) -> Snapshot:
         """Save the current files (taken as durable) to come back to with `restore`."""
+        self._write_back()
         return Snapshot(self._ask("snapshot")[1])
 
     def restore(self, snapshot: Snapshot) -> None:
@@ -168,6 +181,9 @@ class PowerCutFS:
         after a `power_off` without `power_on`.
         """
         if self._process.poll() is None:
+            if write_back:
+                with contextlib.suppress(OSError):
+                    self._write_back()
             with contextlib.suppress(PowerCutError):
                 self._ask("stop", write_back)
         self._channel.close()

@@ -16,6 +16,7 @@ import selectors
 import signal
 import struct
 import subprocess
+import tempfile
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,8 +174,12 @@ def _start(operation: Callable[[], object], stop_at: int | None) -> _Run:
     return _Run(pid, message)
 
 
-def _record(fs: PowerCutFS, operation: Callable[[], object]) -> list[str]:
-    """Run the operation to completion once and return its filesystem calls, by name."""
+def _record(fs: PowerCutFS, operation: Callable[[], object], base: Any) -> list[str]:
+    """Run the operation to completion once, from ``base``, and return its calls by name.
+
+    It starts from a boot of ``base`` as every cut run does, so it makes the same calls.
+    """
+    fs.restore(base)
     run = _start(operation, None)
     os.waitpid(run.pid, 0)
     calls: list[str] = run.message[1]
@@ -260,7 +265,7 @@ def cut_at_every_barrier(
         OperationFailedError: the operation raised before reaching a cut point.
     """
     base = _prepare(fs, setup)
-    calls = _record(fs, operation)
+    calls = _record(fs, operation, base)
     points = {len(calls) + 1}  # after the operation returned: all it promised must hold
     for index, name in enumerate(calls, start=1):
         if name in BARRIER_CALLS:
@@ -291,7 +296,7 @@ def cut_at_random_points(
     """
     rng = random.Random(seed)
     base = _prepare(fs, setup)
-    calls = _record(fs, operation)
+    calls = _record(fs, operation, base)
     summary = CutSummary(calls=calls)
     for _ in range(runs):
         k = rng.randint(1, len(calls) + 1)
@@ -317,11 +322,14 @@ class ProcessesCut:
         output: each process's complete stdout lines up to its death, in start order.
         returncodes: each process's exit status (negative: killed by that signal).
         report: what the cut did.
+        stderr: each process's stderr (the errors it met after the cut, ``ENOTCONN`` and
+            the like, are expected there).
     """
 
     output: list[list[str]]
     returncodes: list[int]
     report: CrashReport
+    stderr: list[str]
 
     @property
     def lines(self) -> list[str]:
@@ -360,15 +368,17 @@ def cut_processes(
     Returns:
         Their output, exit statuses and what the cut did.
     """
+    errors = [tempfile.TemporaryFile() for _ in commands]  # noqa: SIM115 - closed below
     processes = [
         subprocess.Popen(
             list(command),
             stdout=subprocess.PIPE,
+            stderr=error,
             stdin=subprocess.DEVNULL,
             env=None if env is None else dict(env),
             cwd=os.fspath(fs.root if cwd is None else cwd),
         )
-        for command in commands
+        for command, error in zip(commands, errors, strict=True)
     ]
     output: list[list[str]] = [[] for _ in processes]
     partial = [b"" for _ in processes]
@@ -391,7 +401,13 @@ def cut_processes(
             process.wait()
             if process.stdout is not None:
                 process.stdout.close()
-    return ProcessesCut(output, [process.returncode for process in processes], report)
+        stderr = []
+        for error in errors:
+            error.seek(0)
+            stderr.append(error.read().decode(errors="replace"))
+            error.close()
+    codes = [process.returncode for process in processes]
+    return ProcessesCut(output, codes, report, stderr)
 
 
 def _pump(
