@@ -187,6 +187,17 @@ def docs_screenshots(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS[0], default=False)
+def powercut_peers(session: nox.Session) -> None:
+    """Cut the power under the peers and persistkit alike: ``nox -s powercut_peers -- [--cuts N]``.
+
+    Prints the table of docs/powercut.md (acknowledged writes lost, files torn or unreadable
+    per 100 random cuts). Needs FUSE, as the ``powercut`` session does.
+    """
+    uv_sync(session, "--all-packages", "--group", "bench", "--extra", "powercut")
+    session.run("python", "bench/powercut_peers.py", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0], default=False)
 def bench(session: nox.Session) -> None:
     """Measure every package against its peers: ``nox -s bench -- [core store ...] [--quick]``.
 
