@@ -268,7 +268,7 @@ def test_four_processes_killed_by_a_cut_keep_every_acknowledged_write(
         mode=mode,  # type: ignore[arg-type]
         seed=11,
     )
-    assert all(code == -9 for code in result.returncodes)
+    assert all(code == -9 for code in result.returncodes), result.stderr
     assert len(result.lines) >= 40
     for name in result.lines:
         worker, n = name.split("-")
@@ -277,4 +277,3 @@ def test_four_processes_killed_by_a_cut_keep_every_acknowledged_write(
         if not path.name.startswith("."):
             worker, n = path.name.split("-")
             assert path.read_bytes() == f"value {n} of {worker}".encode() * 300
-

@@ -347,12 +347,12 @@ def cut_processes(
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
 ) -> ProcessesCut:
-    """Run real processes on the mount, then cut the power under them and kill them all.
+    """Run real processes on the mount, then kill them all and cut the power.
 
     Each command runs as its own process. A process says what it has achieved by printing
     a line to stdout (say, ``"ack KEY"`` once a durable call has returned). Once the
-    processes have printed ``after_lines`` lines between them (or have all exited), the
-    state is frozen, every process is killed, and the crash state is mounted. Every line
+    processes have printed ``after_lines`` lines between them (or have all exited), every
+    process is killed (SIGKILL), the power is cut and the crash state mounted. Every line
     printed before the kill is returned, and is a promise to check: whatever a line
     acknowledges was durable before the power went.
 
@@ -390,7 +390,12 @@ def cut_processes(
             selector.register(process.stdout, selectors.EVENT_READ, index)
         while selector.get_map() and sum(map(len, output)) < after_lines:
             _pump(selector, output, partial, timeout=None)
-        report = fs.cut(mode, seed=seed, kill=processes)
+        # Kill first, then cut: no process sees the dead filesystem and acts on its errors.
+        for process in processes:
+            process.kill()
+        for process in processes:
+            process.wait()
+        report = fs.cut(mode, seed=seed)
         while selector.get_map():
             _pump(selector, output, partial, timeout=None)
     finally:
