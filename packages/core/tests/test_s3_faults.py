@@ -327,3 +327,12 @@ def test_the_server_killed_mid_run_loses_nothing_acknowledged(seaweedfs: StartSe
         i = int(key.split("/")[1])
         assert store.get(key).data == (f"object {i} ".encode() * 4096)[:65536]
     assert present <= {f"obj/{i}" for i in range(max(acknowledged) + 2)}
+
+
+def test_a_request_boto3_refuses_is_an_invalid_argument_not_an_unknown_outcome(
+    direct: S3ObjectStore,
+) -> None:
+    direct.put("k", b"1")
+    with pytest.raises(InvalidArgumentError):
+        direct.put_if_match("k", b"2", None)  # type: ignore[arg-type] # the bad value is the point
+    assert direct.get("k").data == b"1"

@@ -367,7 +367,7 @@ class S3ObjectStore(ObjectStore):
                 refused = status == 412 or (status == 404 and _code(error) == "NoSuchKey")
                 if refused and not sent_before:
                     raise lost() from None
-                if not refused and status is not None and status not in _AMBIGUOUS_STATUS:
+                if not refused and status not in _AMBIGUOUS_STATUS and not _transport(error):
                     self._raise(error, key)
                 sent_before, cause = True, error
             try:
@@ -395,7 +395,10 @@ class S3ObjectStore(ObjectStore):
         ) from cause
 
     def _raise(self, error: BaseException, key: str) -> NoReturn:
-        raise translate_error(error, self._where(key), key) from error
+        translated = translate_error(error, self._where(key), key)
+        if translated is error:
+            raise error
+        raise translated from error
 
 
 class _Outcome:
@@ -421,6 +424,16 @@ def _writer_meta() -> dict[str, str]:
     return {WRITER_META: secrets.token_hex(16)}
 
 
+def _transport(error: BaseException) -> bool:
+    """Tell whether ``error`` is a failed connection or a lost reply (not a refused request)."""
+    from botocore.exceptions import (  # noqa: PLC0415 - part of the optional extra
+        ConnectionError as BotoConnectionError,
+    )
+    from botocore.exceptions import HTTPClientError  # noqa: PLC0415 - as above
+
+    return isinstance(error, (BotoConnectionError, HTTPClientError))
+
+
 def _status(error: BaseException) -> int | None:
     response = getattr(error, "response", None)
     if not isinstance(response, dict):
@@ -436,15 +449,22 @@ def _code(error: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-def translate_error(error: BaseException, where: str, key: str) -> Exception:
-    """Map a boto3/botocore failure to persistkit's typed errors."""
+def _unanswered(error: BaseException, where: str) -> Exception:
+    """Map a failure that got no answer from the server."""
     from botocore.exceptions import BotoCoreError  # noqa: PLC0415 - part of the optional extra
 
+    if _transport(error):
+        return StoreUnavailableError(errno.EIO, f"cannot reach the store: {error}", where)
+    if isinstance(error, BotoCoreError):  # bad parameters and the like: the caller's error
+        return InvalidArgumentError(f"boto3 refused the request: {error}")
+    return error if isinstance(error, Exception) else RuntimeError(str(error))
+
+
+def translate_error(error: BaseException, where: str, key: str) -> Exception:
+    """Map a boto3/botocore failure to persistkit's typed errors."""
     status, code = _status(error), _code(error)
     if status is None:
-        if isinstance(error, BotoCoreError):
-            return StoreUnavailableError(errno.EIO, f"cannot reach the store: {error}", where)
-        return error if isinstance(error, Exception) else RuntimeError(str(error))
+        return _unanswered(error, where)
     if code in ("NoSuchKey", "404") and status == 404:
         return ObjectNotFoundError(errno.ENOENT, "no such object", key)
     if code == "KeyTooLongError":
