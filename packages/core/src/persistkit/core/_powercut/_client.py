@@ -136,6 +136,11 @@ class PowerCutFS:
         reports: list[CrashReport] = self._ask("freeze", plan)[1]
         COUNTERS.cuts += 1
         COUNTERS.states += len(plan)
+        if "PYTEST_CURRENT_TEST" in os.environ:
+            # pytest shows a failing test's output: the seeds to replay it are in there.
+            for report in reports:
+                how = "strict" if report.seed is None else f"random, seed={report.seed}"
+                print(f"power cut [{how}]: {report.kept} of {report.pending} pending changes kept")
         return reports
 
     def power_on(self) -> None:
