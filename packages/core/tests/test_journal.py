@@ -504,6 +504,28 @@ def test_a_journal_opened_before_fork_works_in_the_child(tmp_path: Path) -> None
     journal.close()
 
 
+def test_journals_collected_while_another_opens_do_not_deadlock(tmp_path: Path) -> None:
+    # A Journal dropped without close() in a reference cycle is finalized by the garbage
+    # collector, which can run inside the registry's critical section of another open.
+    script = (
+        "import gc, sys\n"
+        "from persistkit.core import Journal\n"
+        "gc.set_threshold(1, 1, 1)\n"
+        "for i in range(200):\n"
+        "    j = Journal(f'{sys.argv[1]}/j{i}', size=8192)\n"
+        "    j.cycle = j\n"
+        "print('done')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a deadlock fails here instead of hanging the suite
+        check=True,
+    )
+    assert done.stdout == "done\n"
+
+
 def test_stats_count_records_and_flushes(tmp_path: Path) -> None:
     with Journal(tmp_path / "journal") as journal:
         before = journal.stats()
