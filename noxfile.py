@@ -126,8 +126,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def typecheck(session: nox.Session) -> None:
-    """Run ``mypy --strict`` over every package."""
-    uv_sync(session, "--all-packages", "--group", "dev")
+    """Run ``mypy --strict`` over every package (with core's ``cli`` extra, which it types)."""
+    uv_sync(session, "--all-packages", "--group", "dev", "--extra", "cli")
     session.run("mypy", *(f"packages/{package}/src" for package in PACKAGES))
 
 
@@ -260,6 +260,9 @@ def bump(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0], default=False)
 def demo(session: nox.Session) -> None:
-    """Run the demo: a resumable job built on every package (``nox -s demo``)."""
-    uv_sync(session, "--all-packages")
+    """Run the demo: a job of many processes, killed and restarted (``nox -s demo``).
+
+    ``nox -s demo -- --help`` lists its options (``--workdir DIR`` keeps its files).
+    """
+    uv_sync(session, "--all-packages", "--extra", "cli")
     session.run("python", "examples/demo.py", *session.posargs)

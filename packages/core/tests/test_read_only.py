@@ -67,4 +67,4 @@ def test_capabilities_command_on_a_missing_path(tmp_path: Path, persistkit_comma
         result = persistkit_command("capabilities", str(missing))
         assert result.returncode == 1, result.stdout
         assert result.stderr.startswith("persistkit: ") and "Traceback" not in result.stderr
-        assert "No such file" in result.stderr
+        assert f"{missing}: no such file or folder" in result.stderr

@@ -12,7 +12,9 @@ from persistkit.core import _fs, _names
 from persistkit.core._folder import remove_tree
 
 
-def sweep(directory: str | os.PathLike[str], *, min_age: float = 60.0) -> list[str]:
+def sweep(
+    directory: str | os.PathLike[str], *, min_age: float = 60.0, dry_run: bool = False
+) -> list[str]:
     """Remove temporary files and folders whose writer is gone.
 
     A live writer holds an ``flock`` on its temporary file or folder from the moment it
@@ -27,9 +29,11 @@ def sweep(directory: str | os.PathLike[str], *, min_age: float = 60.0) -> list[s
     Args:
         directory: the directory to clean (not recursive).
         min_age: leave temporary names younger than this many seconds alone.
+        dry_run: find them the same way, but remove nothing and write nothing (the check
+            takes each lock for an instant, which changes nothing on disk).
 
     Returns:
-        The paths removed.
+        The paths removed (with ``dry_run``: the paths that would have been removed).
 
     Example:
         >>> sweep("/var/lib/myapp", min_age=0)  # doctest: +SKIP
@@ -48,14 +52,14 @@ def sweep(directory: str | os.PathLike[str], *, min_age: float = 60.0) -> list[s
         if now - info.st_mtime < min_age:
             continue
         regular = stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)
-        if regular and _remove_if_abandoned(entry.path, info):
+        if regular and _remove_if_abandoned(entry.path, info, dry_run=dry_run):
             removed.append(entry.path)
-    if removed:
+    if removed and not dry_run:
         _fs.fsync_directory(folder)
     return removed
 
 
-def _remove_if_abandoned(path: str, info: os.stat_result) -> bool:
+def _remove_if_abandoned(path: str, info: os.stat_result, *, dry_run: bool) -> bool:
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
     if stat.S_ISDIR(info.st_mode):
         flags |= os.O_DIRECTORY
@@ -72,7 +76,8 @@ def _remove_if_abandoned(path: str, info: os.stat_result) -> bool:
         with contextlib.suppress(FileNotFoundError):
             if os.lstat(path).st_ino != os.fstat(fd).st_ino:
                 return False
-            remove_tree(path)
+            if not dry_run:
+                remove_tree(path)
             return True
         return False
     finally:

@@ -13,6 +13,7 @@ Every exception here pickles, so it crosses process boundaries intact.
 from __future__ import annotations
 
 __all__ = [
+    "CommandError",
     "ConditionNotHonouredError",
     "ConflictError",
     "CorruptFileError",
@@ -238,3 +239,35 @@ class ConditionNotHonouredError(UnsupportedOperationError):
     Found by a capability probe on first use (Ceph RGW, for one, deletes an object whatever
     ``If-Match`` says). Carrying on would silently lose updates, so persistkit refuses instead.
     """
+
+
+class CommandError(PersistkitError, ValueError):
+    """A ``persistkit`` subcommand cannot do its job with the path it was given.
+
+    The command prints it as one line (``persistkit: PATH: MESSAGE``) and exits with status 1;
+    under ``--json`` the document's ``error`` object carries the same fields.
+
+    Attributes:
+        message: what is wrong, without the path.
+        path: the file or folder concerned, or None.
+        kind: ``"missing"`` (nothing there), ``"wrong_kind"`` (something else than the
+            command inspects), ``"corrupt"`` (a file that cannot be decoded) or ``"failed"``.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, kind: str = "failed") -> None:
+        super().__init__(message, path, kind)
+        self.message = message
+        self.path = path
+        self.kind = kind
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_command_error, (type(self), self.message, self.path, self.kind))
+
+    def __str__(self) -> str:
+        return self.message if self.path is None else f"{self.path}: {self.message}"
+
+
+def _rebuild_command_error(
+    cls: type[CommandError], message: str, path: str | None, kind: str
+) -> CommandError:
+    return cls(message, path=path, kind=kind)
