@@ -1,7 +1,8 @@
-"""persistkit-iodict against iodict 0.0.8, diskcache, sqlitedict, sqlite3 and persist-queue.
+"""persistkit-iodict's IODict against iodict 0.0.8, diskcache, sqlitedict and sqlite3.
 
 Values are 100-byte strings; keys are distinct, so every set creates an item. Peers that
-are not installed are left out of the tables (the bench session installs them all).
+are not installed are left out of the tables (the bench session installs them all). The
+queue (DurableQueue) is measured in bench_queue.py.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from harness import Scratch, Workload, os_only_replace
 
-from persistkit.iodict import DurableQueue, IODict
+from persistkit.iodict import IODict
 
 VALUE = "x" * 100
 RAW = VALUE.encode()
-QUEUE_DEPTH = 10_000
 
 
 def _peer(name: str) -> ModuleType | None:
@@ -200,98 +199,17 @@ def _get_workload(ops: int) -> Workload:
     return workload
 
 
-def _queue_workloads(get_ops: int, put_ops: int) -> list[Workload]:
-    iodict = _peer("iodict")
-    diskcache = _peer("diskcache")
-    persistqueue = _peer("persistqueue")
-    baseline = "iodict 0.0.8 DurableQueue" if iodict else "persistkit DurableQueue (durable)"
-    gets = Workload(f"queue get at depth {QUEUE_DEPTH:,}", get_ops, baseline)
-    puts = Workload("queue put (one commit per put)", put_ops, baseline)
-    cases: list[tuple[str, Any, Any, Any, str]] = []
-
-    def pk_open(level: str) -> Any:
-        return lambda d: DurableQueue(d / "q", durability=level)
-
-    def pk_fill(queue: Any) -> None:
-        for _ in range(QUEUE_DEPTH // 1000):
-            queue.put_many([VALUE] * 1000)
-
-    cases.append(("persistkit DurableQueue (durable)", pk_open("durable"), pk_fill, "get", ""))
-    cases.append(
-        ("persistkit DurableQueue (atomic)", pk_open("atomic"), pk_fill, "get", "no fsync")
-    )
-    if persistqueue is not None:
-
-        def pq_open(directory: Path) -> Any:
-            return persistqueue.SQLiteQueue(str(directory / "pq"), auto_commit=True)
-
-        def pq_fill(queue: Any) -> None:
-            queue.auto_commit = False
-            for _ in range(QUEUE_DEPTH):
-                queue.put(VALUE)
-            queue.task_done()
-            queue.auto_commit = True
-
-        cases.append(("persist-queue 1.1.0 SQLiteQueue", pq_open, pq_fill, "get", "durable"))
-    if diskcache is not None:
-
-        def dq_open(directory: Path) -> Any:
-            return diskcache.Deque(directory=str(directory / "dq"))
-
-        def dq_fill(queue: Any) -> None:
-            queue.extend([VALUE] * QUEUE_DEPTH)
-
-        cases.append(("diskcache 5.6.3 Deque", dq_open, dq_fill, "popleft", "not durable"))
-    if iodict is not None:
-
-        def io_open(directory: Path) -> Any:
-            return iodict.DurableQueue(path=str(directory / "q"))
-
-        def io_fill(queue: Any) -> None:
-            for _ in range(QUEUE_DEPTH):
-                queue.put(VALUE)
-
-        cases.append(
-            ("iodict 0.0.8 DurableQueue", io_open, io_fill, "get", "scans the directory per get")
-        )
-
-    for name, opener, fill, get_name, note in cases:
-
-        def setup(directory: Path, n: int, opener: Any = opener, fill: Any = fill) -> None:
-            fill(opener(directory))
-
-        def get_run(
-            directory: Path, n: int, opener: Any = opener, get_name: str = get_name
-        ) -> None:
-            queue = opener(directory)
-            take = getattr(queue, get_name)
-            for _ in range(n):
-                take()
-
-        def put_run(directory: Path, n: int, opener: Any = opener, name: str = name) -> None:
-            queue = opener(directory)
-            put = queue.append if "Deque" in name else queue.put
-            for _ in range(n):
-                put(VALUE)
-
-        gets.add(name, get_run, setup=setup, note=note)
-        puts.add(name, put_run, note=note)
-    return [gets, puts]
-
-
 def workloads(quick: bool) -> list[Workload]:
     if quick:
         return [
             _set_workload(50, durable=True),
             _set_workload(300, durable=False),
             _get_workload(300),
-            *_queue_workloads(10, 50),
         ]
     return [
         _set_workload(500, durable=True),
         _set_workload(3000, durable=False),
         _get_workload(3000),
-        *_queue_workloads(50, 500),
     ]
 
 

@@ -261,6 +261,8 @@ class DurableQueue(Generic[T]):
         if self._seen < journal.start:  # first use, or another process checkpointed
             self._state = self._files.load()
             self._seen = journal.start
+        if journal.end == self._seen:  # nobody appended since our last look: no read at all
+            return
         for record in journal.records(after=self._seen):
             self._state.apply(record.data, where=journal.path)
             self._seen = record.end
@@ -580,8 +582,12 @@ class DurableQueue(Generic[T]):
                 if self._codec is not codec:  # another process recorded the format first
                     codec = self._codec
                     payloads = [codec.dumps(item) for item in items]
-                waiting = state.tail - state.head - state.leased_between(state.head, state.tail)
-                if not bounded or not self.maxsize or waiting < self.maxsize:
+                if (
+                    not bounded
+                    or not self.maxsize
+                    or state.tail - state.head - state.leased_between(state.head, state.tail)
+                    < self.maxsize
+                ):
                     end = self._append(put_record(state.tail, payloads))
                     break
             if not block or (deadline is not None and time.monotonic() >= deadline):
