@@ -169,10 +169,10 @@ def work(job: Job, lifeline: Lifeline, reports: int) -> None:
                 return
             continue  # the tasks left are leased: wait until they come back or are done
         task = message.read_text()
-        report(reports, "claimed", task)
         # should_try counts a try, atomically for every process; False: a worker that was
         # killed after finishing this task, before removing its message, had done it.
         if job.progress.should_try(task):
+            report(reports, "working", task)
             value = compute(task)
             job.results[task] = value  # durable; doing it twice writes the same value
             job.handoff.put({"task": task, "value": value})  # durable
@@ -216,7 +216,7 @@ class Run:
     anchor: subprocess.Popen[bytes]
     workers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     collector: subprocess.Popen[bytes] | None = None
-    holding: dict[int, str] = field(default_factory=dict)  # worker pid -> task in hand
+    holding: dict[int, str] = field(default_factory=dict)  # worker pid -> task it works on
     worker_kills: int = 0
 
 
@@ -270,18 +270,20 @@ class Demo:
         run.collector = self.spawn("collector", run)
         return run
 
-    def read_reports(self, run: Run, timeout: float) -> None:
+    def read_reports(self, run: Run, timeout: float) -> list[int]:
+        """Read what the workers said; return the workers that have just started a task."""
         if not select.select([self.reports_read], [], [], timeout)[0]:
-            return
+            return []
         with contextlib.suppress(BlockingIOError):
             self.pending += os.read(self.reports_read, 65536)
         *lines, self.pending = self.pending.split(b"\n")
         for line in lines:
             pid, what, *rest = line.decode().split()
-            if what == "claimed":
+            if what == "working":
                 run.holding[int(pid)] = rest[0]
             elif what == "finished":
                 run.holding.pop(int(pid), None)
+        return [pid for pid in run.holding if pid in run.workers]
 
     def check_children(self, run: Run) -> bool:
         """Replace processes killed from outside; return True once the job has finished."""
@@ -307,12 +309,10 @@ class Demo:
             raise JobFailedError(f"the collector failed with exit status {status}")
         return all(p.poll() == 0 for p in [*run.workers.values(), run.collector])
 
-    def kill_worker_mid_task(self, run: Run) -> str | None:
-        for pid, task in list(run.holding.items()):
-            if pid in run.workers:
-                os.kill(pid, signal.SIGKILL)
-                return task
-        return None
+    def kill_worker(self, run: Run, pid: int) -> str:
+        """SIGKILL a worker; return the task it said it was working on."""
+        os.kill(pid, signal.SIGKILL)
+        return run.holding[pid]
 
     def kill_everything(self, run: Run) -> None:
         os.killpg(run.anchor.pid, signal.SIGKILL)
@@ -373,21 +373,25 @@ def run_job(demo: Demo, job: Job, *, kill_worker_at: int | None, kill_all_at: in
     started, done_before = time.monotonic(), job.progress.progress().done
     run = demo.start()
     finished = False
+    retried, recount_at, done = 0, 0.0, done_before
     try:
         while True:
-            demo.read_reports(run, 0.1)
+            working = demo.read_reports(run, 0.1)
+            if kill_worker_at is not None and done >= kill_worker_at and working:
+                # At once, before anything else: the worker has only just started its task.
+                task = demo.kill_worker(run, working[-1])
+                when = "just as it finished" if job.progress.done(task) else "in the middle of"
+                demo.bar.log(f"  SIGKILL to a worker {when} {task}")
+                kill_worker_at = None
             finished = demo.check_children(run)
             done = job.progress.progress().done
             rate = (done - done_before) / max(time.monotonic() - started, 1e-9)
-            demo.bar.update(done, rate=f"{rate:5.1f} tasks/s", retried=f"{job.retried()} retried")
+            if time.monotonic() >= recount_at:  # retried() reads every task: not too often
+                retried, recount_at = job.retried(), time.monotonic() + 0.5
+            demo.bar.update(done, rate=f"{rate:5.1f} tasks/s", retried=f"{retried} retried")
             if finished:
                 break
-            if kill_worker_at is not None and done >= kill_worker_at:
-                task = demo.kill_worker_mid_task(run)
-                if task is not None:
-                    demo.bar.log(f"  SIGKILL to a worker holding {task}")
-                    kill_worker_at = None
-            elif kill_all_at is not None and done >= kill_all_at:
+            if kill_worker_at is None and kill_all_at is not None and done >= kill_all_at:
                 demo.bar.log("  SIGKILL to every process of the job at once (its process group)")
                 demo.kill_everything(run)
                 return False
@@ -580,20 +584,30 @@ def demo(workdir: Path, tasks: int, workers: int, *, kill: bool, keep: Path | No
     result = verify(workdir, tasks)
     print_table(
         [
-            ["tasks", f"{result.tasks}, each done and counted once"],
-            ["retried", f"{result.retried} task(s) worked on more than once"],
-            ["kills survived", f"{result.kills} (SIGKILL) in {result.runs} run(s)"],
-            ["duplicates ignored", f"{result.duplicates} result(s) delivered again, counted once"],
-            ["debris swept", f"{result.swept} temporary file(s) of killed writers"],
+            ["tasks", result.tasks],
+            ["kills survived", result.kills],
+            ["runs", result.runs],
+            ["retried", result.retried],
+            ["duplicates ignored", result.duplicates],
+            ["debris swept", result.swept],
             ["time", f"{time.monotonic() - clock:.1f} s"],
         ],
         title="persistkit demo",
+    )
+    print(
+        "  kills survived: SIGKILLs of a worker or of the whole job; retried: tasks worked on\n"
+        "  more than once; duplicates ignored: results the collector got twice and counted\n"
+        "  once; debris swept: temporary files of killed writers, removed on restart"
     )
     if result.failures:
         for failure in result.failures:
             print(f"FAILED: {failure}")
         return 1
-    print("OK: killed and restarted, every task done exactly once, nothing left behind.")
+    print(
+        "OK: each task has one result, and the right one; each was counted once (the summary\n"
+        "    equals one recomputed from the results); the tracker has every task done; the\n"
+        "    spool and the queue are empty; no temporary file is left."
+    )
     return 0
 
 
