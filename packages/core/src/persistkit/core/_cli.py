@@ -13,7 +13,7 @@ import errno
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
 from persistkit.core import _cli_builtin
@@ -79,11 +79,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if subcommand is None:
         if args.json:
             parser.error(f"'persistkit {args.command}' does not print JSON yet")
-        return _run_old_style(args)
+        return _run(lambda: int(args.handler(args)), None)
     out = Output(subcommand.name, json=bool(args.json), schema=subcommand.schema)
-    try:
+
+    def run() -> int:
         subcommand.handler(args, out)
         return out.finish()
+
+    return _run(run, out)
+
+
+def _run(call: Callable[[], int], out: Output | None) -> int:
+    """Run a subcommand; end whatever goes wrong with one line and an exit status."""
+    try:
+        return call()
     except KeyboardInterrupt:
         print("persistkit: interrupted", file=sys.stderr)
         return _INTERRUPTED
@@ -91,24 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _reader_left()
     except Exception as error:  # every failure ends in one line, not a traceback
         failure = _as_command_error(error)
-        if out.json:
+        if out is not None and out.json:
             write_json(out.error_document(failure), out.stdout)
         _report(failure, error)
         return EXIT_PROBLEM
-
-
-def _run_old_style(args: argparse.Namespace) -> int:
-    try:
-        status: int = args.handler(args)
-    except KeyboardInterrupt:
-        print("persistkit: interrupted", file=sys.stderr)
-        return _INTERRUPTED
-    except BrokenPipeError:
-        return _reader_left()
-    except Exception as error:  # every failure ends in one line, not a traceback
-        _report(_as_command_error(error), error)
-        return EXIT_PROBLEM
-    return status
 
 
 def _reader_left() -> int:
