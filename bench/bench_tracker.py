@@ -10,6 +10,17 @@ Workloads (the same small JSON value, ``{"n": i, "s": "value"}``, under ``key<i>
   set; tastypy's ``sync_key`` rewrites the 1000-key file in place without any fsync. The
   os-only line is the disk's floor: a hand-written durable replace of a 100-byte file.
 - get after reopen: open a store of ``n`` keys and read every key.
+- mark_done + sync, one key per commit: in a tracker of 10,000 tasks, mark one task done and
+  sync, ``n`` times; against sqlite3 (one ``UPDATE`` per transaction, WAL, synchronous=FULL)
+  and the floor (a 100-byte overwrite of one spot + ``fdatasync``).
+- eight processes at once: 8 independent processes (started and opened before the clock
+  starts), each marking its own share of the tasks done with a `SharedTracker`, ``sync()``
+  after each; against 8 sqlite3 processes each running one ``UPDATE`` per transaction, and
+  the single-process floor.
+- four workers: 4 processes sharing one `SharedTracker`, each taking its share of the tasks
+  with ``should_try`` then ``mark_done``, never calling ``sync()`` (the multi-process job the
+  tracker exists for); against sqlite3 doing the same in WAL with synchronous=NORMAL (also
+  crash-safe and not flushed per commit).
 
 tastypy runs only on Python 2: its cases drive one long-lived ``python2.7`` process over a
 pipe (started outside the timed region; each timed run is one command and its reply). If
@@ -43,6 +54,10 @@ PYTHON2 = os.environ.get("PERSISTKIT_PYTHON2", "/root/.pyenv/versions/2.7.18/bin
 # Python 2 is left alone); only the Python 2 child sees it.
 PYTHON2_PATH = os.environ.get("PERSISTKIT_PYTHON2_PATH", "")
 PER_KEY_STORE = 10_000
+TASKS = 10_000
+PROCESSES = 8
+WORKERS = 4
+PAYLOAD = b"j" * 100
 
 
 def value(i: int) -> dict[str, Any]:
@@ -243,6 +258,156 @@ def os_only_per_key(directory: Path, n: int) -> None:
         os_only_replace(path, json.dumps(value(i)).encode().ljust(100), sync=True)
 
 
+# -- one durable commit per task, one process and many ---------------------------------------
+
+
+def floor(directory: Path, n: int) -> None:
+    fd = os.open(directory / "floor", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        for _ in range(n):
+            os.pwrite(fd, PAYLOAD, 0)
+            os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def sqlite_tasks_setup(directory: Path, _n: int) -> None:
+    db = sqlite_open(directory)
+    db.execute("CREATE TABLE tasks (key INTEGER PRIMARY KEY, done INT, tries INT)")
+    db.executemany("INSERT INTO tasks VALUES (?, 0, 0)", ((i,) for i in range(TASKS)))
+    db.close()
+
+
+def sqlite_mark_done(directory: Path, n: int) -> None:
+    db = sqlite_open(directory)
+    for i in range(n):
+        db.execute("UPDATE tasks SET done = 1 WHERE key = ?", (i,))
+    db.close()
+
+
+def tracker_setup(directory: Path, _n: int) -> None:
+    _make_tracker(directory / "tasks.tracker", TASKS)
+
+
+def tracker_mark_done(directory: Path, n: int) -> None:
+    tracker = Tracker(directory / "tasks.tracker", clone=False)
+    for i in range(n):
+        tracker.mark_done(i)
+        tracker.sync()
+    tracker.close()
+
+
+WORKER = r"""
+import sqlite3, sys
+kind, path, index, count, stride = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
+keys = range(index, count * stride, stride)
+if kind == "sqlite-done":
+    db = sqlite3.connect(path, isolation_level=None, timeout=600)
+    db.execute("PRAGMA synchronous=FULL")
+    def work():
+        for key in keys:
+            db.execute("UPDATE tasks SET done = 1 WHERE key = ?", (key,))
+elif kind == "sqlite-tasks":
+    db = sqlite3.connect(path, isolation_level=None, timeout=600)
+    db.execute("PRAGMA synchronous=NORMAL")
+    def work():
+        for key in keys:
+            db.execute("BEGIN IMMEDIATE")
+            (done, tries) = db.execute(
+                "SELECT done, tries FROM tasks WHERE key = ?", (key,)).fetchone()
+            if not done and tries < 3:
+                db.execute("UPDATE tasks SET tries = tries + 1 WHERE key = ?", (key,))
+            db.execute("COMMIT")
+            db.execute("UPDATE tasks SET done = 1 WHERE key = ?", (key,))
+else:
+    from persistkit.tracker import SharedTracker
+    tracker = SharedTracker(path, max_tries=3)
+    if kind == "tracker-done":
+        def work():
+            for key in keys:
+                tracker.mark_done(key)
+                tracker.sync()
+    else:
+        def work():
+            for key in keys:
+                if tracker.should_try(key):
+                    tracker.mark_done(key)
+print("ready", flush=True)
+sys.stdin.readline()
+work()
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+_procs: dict[Path, list[subprocess.Popen[str]]] = {}
+_commits_per_flush: dict[str, list[float]] = {}
+
+
+def _start_workers(kind: str, target: Path, directory: Path, n: int, count: int) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, kind, str(target), str(i), str(n // count), str(count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        if proc.stdout.readline() != "ready\n":
+            raise RuntimeError(f"a {kind} worker did not start")
+    _procs[directory] = procs
+
+
+def _run_workers(directory: Path) -> None:
+    procs = _procs.pop(directory)
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    for proc in procs:
+        assert proc.stdout is not None
+        if proc.stdout.readline() != "done\n":
+            raise RuntimeError("a worker failed")
+    # The clock stops here: closing (a checkpoint of the shards) happens outside it.
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("exit\n")
+        proc.stdin.flush()
+        proc.wait()
+
+
+def _record_group_commit(case: str, directory: Path) -> None:
+    journal_path = directory / "tasks.tracker" / "persistkit-tracker.journal"
+    if not journal_path.exists():
+        return  # a tracker without a journal (before persistkit 0.2)
+    from persistkit.core import Journal
+
+    with Journal(journal_path) as journal:
+        stats = journal.stats()
+    _commits_per_flush.setdefault(case, []).append(stats.records / max(stats.flushes, 1))
+
+
+def _workers(kind: str, count: int) -> tuple[Any, Any]:
+    sqlite = kind.startswith("sqlite")
+
+    def setup(directory: Path, n: int) -> None:
+        if sqlite:
+            sqlite_tasks_setup(directory, n)
+        else:
+            tracker_setup(directory, n)
+        target = directory / ("kv.sqlite" if sqlite else "tasks.tracker")
+        _start_workers(kind, target, directory, n, count)
+
+    def run(directory: Path, _n: int) -> None:
+        _run_workers(directory)
+        if not sqlite:
+            _record_group_commit(f"{kind}, {count} processes", directory)
+
+    return setup, run
+
+
 def workloads(quick: bool) -> list[Workload]:
     sets = 20_000 if quick else 200_000
     syncs = 100 if quick else 1000
@@ -299,7 +464,35 @@ def workloads(quick: bool) -> list[Workload]:
             lambda d, n: Tastypy.call("reopen_get", d / "store.pod", n),
             setup=lambda d, n: Tastypy.call("fill", d / "store.pod", n),
         )
-    return [batched, per_key, reopen]
+    done_name = "sqlite3, one UPDATE per transaction"
+    mark_done = Workload(
+        f"tracker: mark_done + sync, one key per commit, {TASKS:,} tasks", syncs, done_name
+    )
+    mark_done.add(done_name, sqlite_mark_done, setup=sqlite_tasks_setup, note="WAL, FULL")
+    mark_done.add("floor: 100 B overwrite + fdatasync", floor, note="os-only, one spot")
+    mark_done.add("persistkit Tracker", tracker_mark_done, setup=tracker_setup, note="durable")
+
+    many_name = f"sqlite3, {PROCESSES} processes, one UPDATE per transaction"
+    many = Workload(
+        f"tracker: {PROCESSES} processes, mark_done + sync each (total)", 4 * syncs, many_name
+    )
+    setup, run = _workers("sqlite-done", PROCESSES)
+    many.add(many_name, run, setup=setup, note="WAL, FULL")
+    setup, run = _workers("tracker-done", PROCESSES)
+    many.add(f"persistkit SharedTracker, {PROCESSES} processes", run, setup=setup)
+    many.add("floor, one process: 100 B overwrite + fdatasync", floor)
+
+    tasks_name = f"sqlite3, {WORKERS} processes"
+    workers = Workload(
+        f"tracker: {WORKERS} workers, should_try + mark_done per task, no sync (tasks/s)",
+        2 * syncs,
+        tasks_name,
+    )
+    setup, run = _workers("sqlite-tasks", WORKERS)
+    workers.add(tasks_name, run, setup=setup, note="WAL, synchronous=NORMAL")
+    setup, run = _workers("tracker-tasks", WORKERS)
+    workers.add(f"persistkit SharedTracker, {WORKERS} processes", run, setup=setup)
+    return [batched, per_key, reopen, mark_done, many, workers]
 
 
 # -- what does not fit a rate ----------------------------------------------------------------
@@ -399,4 +592,9 @@ def extra_report(quick: bool) -> str:
         shutil.rmtree(root, ignore_errors=True)
     if Tastypy.missing:
         lines.append(f"- tastypy cases left out: {Tastypy.missing}")
+    if _commits_per_flush:
+        lines += ["", "Group commit in the multi-process cases (journal records / fdatasyncs):", ""]
+        lines += ["| case | commits per flush |", "|---|--:|"]
+        for case, ratios in _commits_per_flush.items():
+            lines.append(f"| {case} | {statistics.median(ratios):.2f} |")
     return "\n".join(lines) + "\n"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from persistkit.tracker import _exit_hooks
@@ -8,9 +10,12 @@ from persistkit.tracker._pod import PersistentOrderedDict
 
 @pytest.fixture(autouse=True)
 def _forget_open_stores():
-    """Each test's stores are synced and forgotten at its end, not at interpreter exit."""
+    """Each test's stores are closed and forgotten at its end, not at interpreter exit."""
     yield
-    _exit_hooks.sync_all()
     with _exit_hooks._registry_guard:
+        stores = [store for _pid, store in _exit_hooks._registry.values()]
         _exit_hooks._registry.clear()
+    for store in stores:
+        with contextlib.suppress(Exception):  # a test may have unmounted or broken its store
+            store.close()  # type: ignore[attr-defined]
     PersistentOrderedDict._clones.clear()

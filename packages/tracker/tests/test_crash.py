@@ -39,7 +39,9 @@ def change(pod):
     del pod["k10"]  # shard 3 rewritten
     del pod["k11"]
     pod["k9"] = "nine"  # shard 3
-    pod["new"] = [1, 2]  # appended to shard 3
+    del pod["k4"]  # removed from shard 1 and added again at the end (shard 3)
+    pod["k4"] = "four"
+    pod["new"] = [1, 2]  # appended to shard 3, after k4
 
 
 def expected_new():
@@ -48,12 +50,15 @@ def expected_new():
     new["k7"] = {"n": "seven"}
     del new["k10"], new["k11"]
     new["k9"] = "nine"
+    del new["k4"]
+    new["k4"] = "four"
     new["new"] = [1, 2]
     return list(new.items())
 
 
 @pytest.mark.parametrize("gzipped", [False, True])
-def test_crash_at_every_call_of_a_multi_file_sync(tmp_path, gzipped):
+def test_crash_at_every_call_of_a_sync(tmp_path, gzipped):
+    # A sync of a few keys is one journal record: all of its changes or none.
     folder = tmp_path / "store"
     new = expected_new()
     outcomes = []
@@ -70,20 +75,61 @@ def test_crash_at_every_call_of_a_multi_file_sync(tmp_path, gzipped):
         assert leftovers(folder) == []
         assert state_of(folder, file_size=3, gzipped=gzipped) == state
 
-    runs = crash_at_every_call(
+    crash_at_every_call(
         operation,
         check=check,
         setup=lambda: build(folder, OLD, file_size=3, gzipped=gzipped),
     )
-    assert runs > 15
-    # The commit point is one rename: every crash before it gives the old state, after it
+    # The record is the commit point: every crash before it gives the old state, after it
     # the new one, and there is exactly one switch.
     assert outcomes == sorted(outcomes)
     assert outcomes[0] is False and outcomes[-1] is True
 
 
+@pytest.mark.parametrize("synced_first", [False, True], ids=["pending", "journaled"])
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_crash_at_every_call_of_a_multi_file_checkpoint(tmp_path, gzipped, synced_first):
+    # close() writes the shards: pending files, the manifest (the commit point), renames,
+    # then the journal is recycled. Changes a sync had journaled are never lost on the way.
+    folder = tmp_path / "store"
+    new = expected_new()
+    outcomes = []
+
+    def setup():
+        build(folder, OLD, file_size=3, gzipped=gzipped)
+        if synced_first:
+            # A process that syncs and is killed: its changes are only in the journal.
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                pod = POD(folder, file_size=3, gzipped=gzipped, clone=False)
+                change(pod)
+                pod.sync()
+                os._exit(0)
+            assert os.waitpid(pid, 0)[1] == 0
+
+    def operation():
+        pod = POD(folder, file_size=3, gzipped=gzipped, clone=False)
+        if not synced_first:
+            change(pod)
+        pod.close()
+
+    def check(point):
+        state = state_of(folder, file_size=3, gzipped=gzipped)
+        if synced_first:
+            assert state == new, point
+        assert state in (OLD, new), point
+        outcomes.append(state == new)
+        assert leftovers(folder) == []
+        assert state_of(folder, file_size=3, gzipped=gzipped) == state
+
+    runs = crash_at_every_call(operation, check=check, setup=setup)
+    assert runs > 15
+    assert outcomes == sorted(outcomes)
+    assert outcomes[-1] is True
+
+
 def test_crash_at_every_call_of_a_one_shard_sync(tmp_path):
-    # One changed shard takes the short path: announce in the manifest, replace the file.
+    # A sync of two keys: one journal record and one flush, nothing else.
     folder = tmp_path / "store"
     new = [(k, {"n": "changed"} if k in ("k3", "k5") else v) for k, v in OLD]
     outcomes = []
@@ -166,7 +212,7 @@ def test_crash_during_recovery_after_a_crashed_sync(tmp_path):
     def operation():
         pod = POD(folder, file_size=3, clone=False)
         change(pod)
-        pod.sync()
+        pod.close()
 
     def check(point):
         snapshot = tmp_path / "snapshot"
@@ -196,21 +242,34 @@ def test_crash_during_recovery_after_a_crashed_sync(tmp_path):
     assert max(recoveries) > 1
 
 
-def test_sync_writes_only_through_core_and_cost_follows_changed_shards(tmp_path):
+def test_sync_writes_only_through_core_and_cost_follows_changed_keys(tmp_path):
     small, large = tmp_path / "small", tmp_path / "large"
     build(small, [(i, i) for i in range(100)], file_size=10)
     build(large, [(i, i) for i in range(5000)], file_size=10)
 
-    def calls_for(folder):
-        pod = POD(folder, file_size=10, clone=False)
-        for key in (3, 45, 77):
-            pod[key] = "x"
-        return record_calls(pod.sync)
+    rounds = iter(range(100))
 
-    small_calls, large_calls = calls_for(small), calls_for(large)
-    assert [c.name for c in small_calls] == [c.name for c in large_calls]
-    renamed = [os.path.basename(c.path) for c in large_calls if c.name == "rename"]
+    def calls_for(folder, finish):
+        pod = POD(folder, file_size=10, clone=False)
+        round_ = f"round {next(rounds)}"
+        pod[1] = round_
+        pod.sync()  # the journal is created by the first sync of a few keys
+        for key in (3, 45, 77):
+            pod[key] = round_
+        return record_calls(lambda: finish(pod))
+
+    for finish in (POD.sync, POD.close):
+        small_calls = calls_for(small, finish)
+        large_calls = calls_for(large, finish)
+        assert [c.name for c in small_calls] == [c.name for c in large_calls], finish
+    # A sync appends one record and flushes it: no file is created or renamed.
+    sync_calls = calls_for(large, POD.sync)
+    assert {c.name for c in sync_calls} <= {"write", "fdatasync"}, sync_calls
+    assert [c.name for c in sync_calls].count("fdatasync") == 1
+    # The checkpoint rewrites the shards that changed, and the manifest.
+    renamed = [os.path.basename(c.path) for c in calls_for(large, POD.close) if c.name == "rename"]
     assert {"0.json", "4.json", "7.json", "persistkit-tracker.json"} <= set(renamed)
+    assert len([name for name in renamed if name.endswith(".json")]) == 4
 
 
 def test_tracker_sync_crash_keeps_counts_consistent(tmp_path):

@@ -111,7 +111,8 @@ def test_damage_is_found_by_a_process_that_catches_up(tmp_path):
     six_keys(folder)
     reader = SharedPOD(folder, file_size=3)
     writer = SharedPOD(folder, file_size=3)
-    writer["k4"] = "changed"  # the reader re-reads 1.json when it next looks
+    writer["k4"] = "changed"
+    writer.close()  # a checkpoint: the reader re-reads 1.json when it next looks
     (folder / "1.json").write_text(line("k3", 3))
     with pytest.raises(IntegrityError, match="holds 1 lines"):
         reader.get("k0")

@@ -39,7 +39,7 @@ def test_values_survive_reopen_in_insertion_order(tmp_path):
 def test_file_layout_is_tastypys(tmp_path):
     pod = POD(tmp_path / "p", file_size=2)
     pod.update([("a", 1), (2, [3]), ("c\\d", {"e": None})])
-    pod.sync()
+    pod.close()  # the shards hold everything once the store is closed
     assert (tmp_path / "p" / "0.json").read_text() == '"a"\t1\n2\t[3]\n'
     assert (tmp_path / "p" / "1.json").read_text() == '"c\\\\\\\\d"\t{"e": null}\n'
 
@@ -74,7 +74,7 @@ def test_tastypy_rules_checked_without_manifest(tmp_path):
 def test_damaged_file_raises_and_is_left_alone(tmp_path):
     pod = POD(tmp_path / "p", file_size=2)
     pod.update({"a": 1, "b": 2, "c": 3})
-    pod.sync()
+    pod.close()
     shard = tmp_path / "p" / "1.json"
     shard.write_text('"c"\t{not json\n')
     with pytest.raises(IntegrityError, match="line 1: the value is not JSON") as caught:
@@ -102,7 +102,8 @@ def test_bad_keys_and_values_fail_before_anything_changes(tmp_path):
     pod = POD(tmp_path / "p")
     pod["ok"] = 1
     pod.sync()
-    before = (tmp_path / "p" / "0.json").read_bytes()
+    journal = tmp_path / "p" / "persistkit-tracker.journal"
+    before = journal.read_bytes()
     for key in (1.5, True, None, b"bytes", ["list"], ("t", 2.0)):
         with pytest.raises(InvalidKeyError) as caught:
             pod[key] = 1
@@ -115,7 +116,7 @@ def test_bad_keys_and_values_fail_before_anything_changes(tmp_path):
     assert "bad" not in pod
     assert pod.dirty() == set()
     pod.sync()
-    assert (tmp_path / "p" / "0.json").read_bytes() == before
+    assert journal.read_bytes() == before
 
 
 def test_value_made_unserialisable_in_place_fails_sync_without_writing(tmp_path):
@@ -149,27 +150,38 @@ def test_in_place_changes_through_the_pod_are_synced(tmp_path):
 
 
 def test_reads_do_not_rewrite_files(tmp_path):
+    from persistkit.core.testing import snapshot_tree
+
     pod = POD(tmp_path / "p", file_size=2)
     pod.update({"a": [1], "b": {"x": 1}, "c": "s"})
-    pod.sync()
-    before = {name: os.stat(tmp_path / "p" / name).st_ino for name in ("0.json", "1.json")}
-    manifest = (tmp_path / "p" / "persistkit-tracker.json").read_bytes()
+    pod.close()
+    before = snapshot_tree(tmp_path / "p")
+    pod = POD(tmp_path / "p", file_size=2)
     assert pod["a"] == [1] and pod["b"] == {"x": 1} and pod["c"] == "s"
     assert pod.dirty() == {"a", "b"}
-    pod.sync()
-    after = {name: os.stat(tmp_path / "p" / name).st_ino for name in ("0.json", "1.json")}
-    assert after == before
-    assert (tmp_path / "p" / "persistkit-tracker.json").read_bytes() == manifest
+    pod.sync()  # nothing changed: no journal record, no shard
+    pod.close()
+    after = snapshot_tree(tmp_path / "p")
+    lock_and_journal = {"persistkit-tracker.lock", "persistkit-tracker.journal-shm"}
+    # The lock file and the journal's coordination file are opened by every writer.
+    assert {k: v for k, v in after.items() if k not in lock_and_journal | {"."}} == {
+        k: v for k, v in before.items() if k not in lock_and_journal | {"."}
+    }
 
 
 def test_sync_rewrites_only_changed_shards(tmp_path):
     pod = POD(tmp_path / "p", file_size=10)
     pod.update((i, i) for i in range(100))
-    pod.sync()
+    pod.close()
+    pod = POD(tmp_path / "p", file_size=10)
     inodes = {i: os.stat(tmp_path / "p" / f"{i}.json").st_ino for i in range(10)}
     pod[35] = "changed"
     pod[77] = "changed"
-    pod.sync()
+    pod.sync()  # one journal record
+    assert {
+        i for i in range(10) if os.stat(tmp_path / "p" / f"{i}.json").st_ino != inodes[i]
+    } == set()
+    pod.close()  # the checkpoint
     changed = {i for i in range(10) if os.stat(tmp_path / "p" / f"{i}.json").st_ino != inodes[i]}
     assert changed == {3, 7}
     manifest = json.loads((tmp_path / "p" / "persistkit-tracker.json").read_text())
@@ -198,8 +210,10 @@ def test_delete_pop_clear_and_reopen(tmp_path):
     ]
     pod.clear()
     assert len(pod) == 0
-    pod.sync()
+    pod.close()
     assert sorted(os.listdir(tmp_path / "p")) == [
+        "persistkit-tracker.journal",
+        "persistkit-tracker.journal-shm",
         "persistkit-tracker.json",
         "persistkit-tracker.lock",
     ]
@@ -279,7 +293,7 @@ def test_clones_share_memory_and_clone_false_does_not(tmp_path):
 def test_gzipped_store_and_mismatch(tmp_path):
     pod = POD(tmp_path / "g", gzipped=True, file_size=2)
     pod.update({"a": 1, "b": 2, "c": 3})
-    pod.sync()
+    pod.close()
     assert gzip.decompress((tmp_path / "g" / "1.json.gz").read_bytes()) == b'"c"\t3\n'
     assert reopen(tmp_path / "g", gzipped=True, file_size=2) == {"a": 1, "b": 2, "c": 3}
     with pytest.raises(StoreMismatchError, match="gzipped=True"):

@@ -208,6 +208,7 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
                     state.shard_of[key] = len(shards) - 1
                     values[key] = value
                     state.pending[key] = 0
+                    state.added[key] = None
                 else:
                     state.append(key, value)
         finally:
@@ -393,11 +394,13 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
         return set(self._live().pending)
 
     def sync(self) -> None:
-        """Write all pending changes now, in one atomic commit.
+        """Write all pending changes now, in one atomic step (all of them or none).
 
         When it returns, every change made so far is on disk (durable across power loss with
-        ``durability="durable"``). Raises `SerializationError` without writing anything if a
-        value was changed in place into something JSON cannot hold.
+        ``durability="durable"``). A few changed keys cost one journal record and one flush;
+        a thousand or more are written into the shard files directly. Raises
+        `SerializationError` without writing anything if a value was changed in place into
+        something JSON cannot hold.
         """
         state = self._live()
         with _exit_hooks.signals_deferred():
@@ -424,14 +427,17 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
             state.load()
 
     def close(self) -> None:
-        """Sync, then release the store; this POD and its clones cannot be used afterwards."""
+        """Write everything into the shard files, then release the store.
+
+        When it returns the store is plain tastypy files, durably (a store open for reading
+        only is left as it is). This POD and its clones cannot be used afterwards.
+        """
         state = self._state
         if state.closed:
             return
-        self.sync()
-        state.closed = True
+        with _exit_hooks.signals_deferred():
+            state.close()
         _exit_hooks.unregister(state)
-        state.files.close_lock()
         with self._clones_guard:
             if self._clones.get(state.folder) is state:
                 del self._clones[state.folder]
@@ -443,9 +449,7 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
         self.close()
 
     def _maybe_sync(self) -> None:
-        if not self._hold and len(self._state.pending) + len(self._state.rewrite_shards) >= (
-            self.sync_at
-        ):
+        if not self._hold and self._state.change_count() >= self.sync_at:
             self.sync()
 
     # -- deep mutation through .set -----------------------------------------------------------

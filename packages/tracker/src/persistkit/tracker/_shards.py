@@ -1,4 +1,7 @@
-"""A store folder on disk: tastypy's shard files plus a manifest that makes syncs atomic.
+"""A store folder on disk: tastypy's shard files plus a manifest that makes checkpoints atomic.
+
+The journal of syncs since the last checkpoint is `_state`'s; here are the files it is
+checkpointed into, and the manifest's ``journal`` field: the journal position the shards hold.
 
 Layout (``N`` shards)::
 
@@ -70,8 +73,9 @@ from persistkit.tracker.errors import IntegrityError, ReadOnlyStoreError, StoreM
 MANIFEST_NAME = "persistkit-tracker.json"
 LOCK_NAME = "persistkit-tracker.lock"
 FORMAT_NAME = "persistkit-tracker"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+JOURNAL_NAME = "persistkit-tracker.journal"
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 HISTORY_LENGTH = 32
 HISTORY_MAX_FILES = 64
 _PENDING = re.compile(r"^\.pk-pending\.(\d+)\.(\d+)$")
@@ -145,7 +149,8 @@ class Manifest:
     manifest, which recorded only their number). ``commit`` names the shards whose pending
     files the sync renames into place. ``alternative`` is set by a one-shard sync: that shard
     may still hold its previous content (a record, or None when the shard is new). ``drop``
-    records the shards past the new count that the sync removes.
+    records the shards past the new count that the sync removes. ``journal`` is the journal
+    position the shards hold every record up to (None: replay the whole journal).
     """
 
     generation: int = 0
@@ -156,6 +161,7 @@ class Manifest:
     alternative: tuple[int, ShardRecord | None] | None = None
     drop: dict[int, ShardRecord] = field(default_factory=dict)
     history: list[tuple[int, list[int] | None]] = field(default_factory=list)
+    journal: int | None = None
 
     @property
     def shards(self) -> int:
@@ -173,6 +179,7 @@ class Manifest:
             "shards": [None if r is None else r.to_json() for r in self.records],
             "commit": self.commit,
             "history": [[generation, files] for generation, files in self.history],
+            "journal": self.journal,
         }
         if self.alternative is not None:
             index, record = self.alternative
@@ -219,6 +226,7 @@ class Manifest:
                     (int(generation), None if files is None else [int(i) for i in files])
                     for generation, files in document["history"]
                 ],
+                journal=None if document.get("journal") is None else int(document["journal"]),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise IntegrityError(path, f"not a persistkit-tracker manifest: {error}") from None
@@ -247,6 +255,7 @@ class ShardFile:
         signature: (inode, size, mtime) of the file read, to tell later if it changed.
         record: what the file holds, as the manifest records it.
         adopted: the file was changed by another program (tastypy) since persistkit wrote it.
+        path: the file read (a shard, or a pending file standing in for one).
     """
 
     keys: list[Any]
@@ -254,6 +263,7 @@ class ShardFile:
     signature: Signature | None
     record: ShardRecord
     adopted: bool = False
+    path: str = ""
 
 
 @dataclass
@@ -430,10 +440,10 @@ class StoreFolder:
         crc = zlib.crc32(raw)
         for record in (expected, alternative):
             if record is not None and crc == record.text_crc and len(keys) == record.lines:
-                return ShardFile(keys, values, signature, record)
+                return ShardFile(keys, values, signature, record, path=path)
         record = ShardRecord(len(keys), crc, keys_crc(keys))
         if expected is None:
-            return ShardFile(keys, values, signature, record)
+            return ShardFile(keys, values, signature, record, path=path)
         candidates = [r for r in (expected, alternative) if r is not None]
         for candidate in candidates:
             if len(keys) >= candidate.lines and (
@@ -441,7 +451,7 @@ class StoreFolder:
             ):
                 # Every key persistkit wrote is there, in order: values changed or lines
                 # added after them, as tastypy changes a store.
-                return ShardFile(keys, values, signature, record, adopted=True)
+                return ShardFile(keys, values, signature, record, adopted=True, path=path)
         if all(len(keys) < candidate.lines for candidate in candidates):
             raise IntegrityError(
                 path,
@@ -454,11 +464,10 @@ class StoreFolder:
             "(restore it from a backup; nothing was changed)",
         )
 
-    def read_lines(self, index: int, signature: Signature | None) -> list[str] | None:
-        """Return shard ``index``'s lines if the file is still the one last seen, else None."""
+    def read_lines(self, path: str, signature: Signature | None) -> list[str] | None:
+        """Return a shard file's lines if it is still the file last seen, else None."""
         if signature is None:
             return None
-        path = self.shard_path(index)
         try:
             with open(path, "rb") as f:
                 info = os.fstat(f.fileno())
@@ -563,6 +572,7 @@ class StoreFolder:
         disk: list[ShardRecord],
         *,
         file_size: int,
+        journal: int | None,
         durability: Durability,
     ) -> Manifest:
         """Replace the given shards and set the shard count, all or nothing.
@@ -577,6 +587,7 @@ class StoreFolder:
             disk: what every shard file holds now, in order (tastypy's additions included);
                 those past ``len(records)`` are removed.
             file_size: recorded in the manifest, for information.
+            journal: the journal position the new shards hold every record up to.
             durability: ``"durable"`` or ``"atomic"``.
 
         Returns:
@@ -596,6 +607,7 @@ class StoreFolder:
                 records=records,
                 old=disk[index] if index < len(disk) else None,
                 file_size=file_size,
+                journal=journal,
                 history=history,
                 generation=generation,
                 durability=durability,
@@ -609,6 +621,7 @@ class StoreFolder:
             commit=order,
             drop=drop,
             history=[(generation, history_entry), *history],
+            journal=journal,
         )
         pending = {index: self.pending_path(generation, index) for index in order}
         try:
@@ -661,6 +674,7 @@ class StoreFolder:
         records: list[ShardRecord],
         old: ShardRecord | None,
         file_size: int,
+        journal: int | None,
         history: list[tuple[int, list[int] | None]],
         generation: int,
         durability: Durability,
@@ -682,6 +696,7 @@ class StoreFolder:
             commit=[],
             alternative=(index, old),
             history=[(generation, [index]), *history],
+            journal=journal,
         )
         write_bytes(self.manifest_path, manifest.to_bytes(), durability=durability)
         write_bytes(self.shard_path(index), data, durability=durability)

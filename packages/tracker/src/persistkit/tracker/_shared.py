@@ -72,8 +72,19 @@ def under_lock(
 
     @functools.wraps(method)
     def shared(self: SharedPersistentOrderedDict, /, *args: _Args.args, **kw: _Args.kwargs) -> Any:
-        with self._op() as inner:
-            return method(inner, *args, **kw)
+        # _op() spelled out: this runs for every shared call, and the two context managers
+        # it nests cost as much as the rest of a small call.
+        GUARD.depth += 1
+        try:
+            self.lock()
+            try:
+                inner: Any = self._pod
+                return method(inner, *args, **kw)
+            finally:
+                self.unlock()
+        finally:
+            GUARD.depth -= 1
+            _exit_hooks.operation_ended()
 
     shared.__doc__ = f"`{method.__qualname__}`, as one atomic step across processes."
     return shared
@@ -195,11 +206,11 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         self._pod.hold()
         state = self._pod._state
         _exit_hooks.unregister(state)
+        state.share()
         self._lock = state.files.lock
         self._local = threading.local()
         self._hold = False
         self._undurable_keys = 0
-        self._undurable_shards: set[int] = set()
         self._closed = False
         self.set = DeepProxy(self._call_deep)
         _exit_hooks.register(self)
@@ -250,7 +261,14 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         self._local.depth = depth + 1
 
     def unlock(self) -> None:
-        """Commit what changed while locked, and let other processes in."""
+        """Share what changed while locked (one journal record), and let other processes in.
+
+        Once ``sync_at`` changed keys are not durable yet, they are flushed, after the lock is
+        let go so that processes committing meanwhile share the flush.
+        """
+        self._release(flush=False)
+
+    def _release(self, *, flush: bool) -> None:
         depth = self._depth()
         if depth <= 0:
             raise RuntimeError(f"the SharedPOD on {self.path!r} is not locked by this thread")
@@ -259,11 +277,18 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
             if depth == 1:
                 GUARD.depth += 1
                 try:
-                    self._commit(durable=False)
+                    flush = self._commit() or flush
                 finally:
                     GUARD.depth -= 1
+            else:
+                flush = False
         finally:
             self._lock.release()
+        try:
+            if flush and self._options["durability"] == "durable":
+                self._state.flush()
+                self._undurable_keys = 0
+        finally:
             _exit_hooks.operation_ended()
 
     @contextlib.contextmanager
@@ -292,48 +317,31 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
             finally:
                 self.unlock()
 
-    def _commit(self, *, durable: bool) -> None:
-        """Commit pending changes; durable when asked or when ``sync_at`` keys are undurable."""
+    def _commit(self) -> bool:
+        """Share what changed as one record; return whether ``sync_at`` keys await a flush.
+
+        The store lock is held, and memory has caught up with every other process.
+        """
         state = self._state
-        changed = len(state.pending) + len(state.rewrite_shards)
-        if not changed and not (durable and self._undurable_shards):
-            return
-        options = self._options
-        durable = options["durability"] == "durable" and (
-            durable or (not self._hold and self._undurable_keys + changed >= options["sync_at"])
-        )
-        shards = {state.shard_of[key] for key in state.pending} | state.rewrite_shards
-        if durable:
-            state.force_shards |= self._undurable_shards
         try:
-            state.sync("durable" if durable else "atomic")
+            appended = state.commit()
         except BaseException:
-            # Memory may now differ from disk; the next lock reads the store again.
-            state.generation = -1
-            state.pending.clear()
-            state.rewrite_shards.clear()
-            state.force_shards.clear()
+            # Memory may now differ from what was shared; the next lock reads it all again.
+            state.forget_changes()
+            state.stale = True
             raise
-        if durable:
+        if appended is None:  # a checkpoint: everything is durable
             self._undurable_keys = 0
-            self._undurable_shards.clear()
-        else:
-            self._undurable_keys += changed
-            self._undurable_shards |= shards
+            return False
+        self._undurable_keys += appended
+        return not self._hold and self._undurable_keys >= self._options["sync_at"]
 
     # -- syncing ------------------------------------------------------------------------------
 
     def sync(self) -> None:
-        """Make every change this process committed durable (fsync); atomic as always."""
+        """Make every change this process shared durable: one flush, shared with others."""
         self.lock()
-        try:
-            GUARD.depth += 1
-            try:
-                self._commit(durable=True)
-            finally:
-                GUARD.depth -= 1
-        finally:
-            self.unlock()
+        self._release(flush=True)
 
     def sync_key(self, key: Any) -> None:
         """Same as `sync` (every change is already committed; this makes it durable)."""
@@ -359,14 +367,28 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
     revert = under_lock(PersistentOrderedDict.revert)
 
     def close(self) -> None:
-        """Make this process's changes durable and stop using the store (tastypy's close)."""
+        """Write every change into the shard files, durably, and stop using the store.
+
+        tastypy's close: when it returns, the store's files are plain tastypy files holding
+        every change any process shared before it (a store open for reading only is left as
+        it is).
+        """
         if self._closed:
             return
-        self.sync()
+        self.checkpoint()
         self._closed = True
-        self._state.closed = True
         _exit_hooks.unregister(self)
-        self._state.files.close_lock()
+        self._state.close(checkpoint=False)
+
+    def checkpoint(self) -> None:
+        """Write every change shared so far into the shard files, durably, under the lock."""
+        with _exit_hooks.signals_deferred():
+            self.lock()
+            try:
+                self._state.checkpoint()
+                self._undurable_keys = 0
+            finally:
+                self.unlock()
 
     @property
     def tracker_open(self) -> bool:
@@ -382,12 +404,9 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         return _StoreLockHandle(self)
 
     def exit_sync(self) -> None:
-        """Commit and make durable what this process changed (the exit hooks call this)."""
-        if self._closed:
-            return
-        state = self._state
-        if state.pending or state.rewrite_shards or self._undurable_shards:
-            self.sync()
+        """Write every change into the shard files (the exit hooks call this)."""
+        if not self._closed:
+            self.checkpoint()
 
     # -- the mapping --------------------------------------------------------------------------
 

@@ -1,32 +1,120 @@
 """The sync engine: one store's content in memory, and how changes reach its files.
 
-`StoreState` holds the keys in shard order, the values, what is pending for the next sync,
-and the tracker counters; `load`, `refresh` and `sync` move it to and from a `StoreFolder`.
-The public mapping classes (`PersistentOrderedDict` and the shared ones) sit on top of it.
+A store is its shard files (tastypy's format: the *checkpoint*) plus a journal of what
+changed since (core's `Journal`, ``persistkit-tracker.journal``). A sync of a few keys is one
+journal record, made durable by one shared ``fdatasync``; the shards are rewritten only at a
+checkpoint (a sync of many keys, a journal grown past `CHECKPOINT_BYTES`, `close`, exit), so
+a closed store is plain tastypy files.
+
+A record holds one sync's changes as UTF-8 lines, applied in order::
+
+    T1                                  the record format
+    C                                   every key removed (clear)
+    D <TAB> json(key)                   a key removed
+    S <TAB> shard <TAB> json(key) <TAB> json(value)
+                                        a key set; a key not present is appended to the end
+                                        of shard ``shard``, so every process lays keys out
+                                        exactly as the writer did
+    K <TAB> generation                  a checkpoint of that generation starts here
+
+Replaying records that a checkpoint already holds would move re-added keys; the manifest
+therefore records the journal position its shards hold (``journal``), and opening replays
+only what follows it. The checkpoint:
+
+1. under the store lock, append a ``K`` record and flush the journal to its end ``L``
+   (write-ahead: nothing replaces a shard before the records it holds are durable, and ``L``
+   never points past what a power cut leaves of the journal);
+2. write the shards changed since the last checkpoint and a manifest holding ``L`` with the
+   commit protocol of `StoreFolder.commit` (always durable: a shard never becomes a file
+   whose data was not flushed);
+3. recycle the journal up to ``L``. A crash before this leaves records the manifest says the
+   shards hold: they are skipped.
+
+Processes sharing a store (`SharedPOD`) take the store lock for every operation and catch up:
+nothing to do when the journal ends where they last looked (one read of shared memory);
+otherwise the new records are applied, unless a checkpoint happened (the journal was recycled
+past them, or a ``K`` record of a newer generation is among them): then the shards the
+manifest names as changed are read again and only the records after its ``L`` applied. They
+change memory and append one record before letting go. Their flushes happen outside the lock,
+so concurrent commits share them.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
-from persistkit.core import Durability
+from persistkit.core import Durability, Journal
 from persistkit.core.errors import SerializationError
 from persistkit.tracker._lines import (
     Key,
+    decode_key,
     encode_key,
     encode_line_keeping,
     encode_lines,
 )
-from persistkit.tracker._shards import Manifest, ShardFile, ShardRecord, Signature, StoreFolder
+from persistkit.tracker._shards import (
+    JOURNAL_NAME,
+    Manifest,
+    ShardFile,
+    ShardRecord,
+    Signature,
+    StoreFolder,
+)
 from persistkit.tracker._tasks import ABORTED, DONE, TRIED, task_flags
 from persistkit.tracker.errors import IntegrityError
 
+CHECKPOINT_KEYS = 1000
+"""A sync that changes this many keys writes the shards instead of a journal record."""
+
+CHECKPOINT_BYTES = 768 * 1024
+"""A journal holding this many bytes of records is checkpointed (it is created at 1 MiB)."""
+
+LARGE_RECORD = 256 * 1024
+"""A sync whose record would be this large writes the shards instead (values written once)."""
+
+_RECORD_FORMAT = "T1"
+_CHECKPOINT_PREFIX = b"T1\nK\t"
+_LINE_CACHE = 16
+_decode_value = json.JSONDecoder().decode
+
+# One Journal object per journal file (and mode) in this process, shared by every store
+# object on it and closed when the last one closes. A Journal is never left for the garbage
+# collector to close: its finalizer can run inside another Journal's open and deadlock there.
+_journals: dict[tuple[str, bool], list[Any]] = {}
+_journals_guard = threading.Lock()
+
+
+def _open_journal(path: str, readonly: bool) -> Journal:
+    with _journals_guard:
+        entry = _journals.get((path, readonly))
+        if entry is None:
+            entry = _journals[path, readonly] = [Journal(path, readonly=readonly), 0]
+        entry[1] += 1
+        journal: Journal = entry[0]
+        return journal
+
+
+def _release_journal(journal: Journal) -> None:
+    with _journals_guard:
+        key = (journal.path, journal.readonly)
+        entry = _journals.get(key)
+        if entry is not None and entry[0] is journal:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del _journals[key]
+                journal.close()
+
 
 class _Shard:
-    """The keys of one shard file, in order, and what is known about the file on disk."""
+    """The keys of one shard, in order, and what is known about its file on disk."""
 
-    __slots__ = ("disk_count", "keys", "record", "rewrite", "signature")
+    __slots__ = ("disk_count", "disk_keys", "keys", "path", "record", "signature")
 
     def __init__(
         self,
@@ -34,17 +122,63 @@ class _Shard:
         disk_count: int,
         signature: Signature | None,
         record: ShardRecord | None,
+        path: str | None,
     ) -> None:
         self.keys = keys
-        self.disk_count = disk_count  # keys[:disk_count] are the file's lines, in order
+        self.disk_count = disk_count  # the file's number of lines
+        # The file's keys in order, once a removal made keys[:disk_count] differ from them.
+        self.disk_keys: list[Key] | None = None
         self.signature = signature
         self.record = record  # what the file on disk holds (None: no file yet)
-        self.rewrite = False  # a key was removed: the file must be written from scratch
+        self.path = path  # the file this shard was read from
 
     @classmethod
     def read(cls, shard: ShardFile) -> _Shard:
         """Return the shard of a file just read."""
-        return cls(shard.keys, len(shard.keys), shard.signature, shard.record)
+        return cls(shard.keys, len(shard.keys), shard.signature, shard.record, shard.path)
+
+    @classmethod
+    def new(cls) -> _Shard:
+        """Return a shard that has no file yet."""
+        return cls([], 0, None, None, None)
+
+    def file_keys(self) -> list[Key]:
+        """The keys of the file's lines, in order (a prefix of `keys` until a removal)."""
+        return self.disk_keys if self.disk_keys is not None else self.keys[: self.disk_count]
+
+    def keep_file_order(self) -> None:
+        """Remember the file's keys before `keys` loses one of them."""
+        if self.disk_keys is None:
+            self.disk_keys = self.keys[: self.disk_count]
+
+    def written(self, path: str, signature: Signature | None, record: ShardRecord) -> None:
+        """Note that the file now holds exactly `keys`."""
+        self.disk_count = len(self.keys)
+        self.disk_keys = None
+        self.path = path
+        self.signature = signature
+        self.record = record
+
+
+@dataclass
+class Changes:
+    """One sync's changes, in the order a record replays them."""
+
+    cleared: bool = False
+    deleted: list[Key] = field(default_factory=list)
+    sets: list[tuple[int, Key, str]] = field(default_factory=list)  # (shard, key, line)
+
+    def __bool__(self) -> bool:
+        return self.cleared or bool(self.deleted) or bool(self.sets)
+
+    def record(self) -> bytes:
+        """Return the journal record of these changes."""
+        lines = [_RECORD_FORMAT]
+        if self.cleared:
+            lines.append("C")
+        lines.extend(f"D\t{encode_key(key)}" for key in self.deleted)
+        lines.extend(f"S\t{index}\t{line}" for index, _key, line in self.sets)
+        return "\n".join(lines).encode("utf-8")
 
 
 class StoreState:
@@ -52,9 +186,15 @@ class StoreState:
 
     ``pending`` holds the keys to look at on the next sync: keys that were set, and keys
     whose (mutable) value was handed out and may have been changed in place. At sync each
-    pending key's line is encoded and compared with the line on disk, so a key that was only
-    read costs no write. For tracker counters, ``pending`` maps each key to the task flags its
-    value had when it became pending (the counters still count those flags).
+    pending key's line is encoded and compared with its durable line (its last journal
+    record's, else its shard file's), so a key that was only read costs no write. For tracker
+    counters, ``pending`` maps each key to the task flags its value had when it became pending
+    (the counters still count those flags). ``added`` are the pending keys that are new since
+    the last sync, ``deleted`` the keys removed since.
+
+    ``journaled`` maps each key set by a journal record since the last checkpoint to its line,
+    and ``dirty`` holds the shards that differ from their files: the next checkpoint writes
+    them.
     """
 
     def __init__(
@@ -71,31 +211,47 @@ class StoreState:
         self.gzipped = gzipped
         self.file_size = file_size
         self.durability: Durability = durability
+        self.journal_path = os.path.join(folder, JOURNAL_NAME)
+        self.journal: Journal | None = None
         self.values: dict[Key, Any] = {}
         self.shard_of: dict[Key, int] = {}
         self.shards: list[_Shard] = []
         self.disk_shards = 0
         self.pending: dict[Key, int] = {}
-        self.rewrite_shards: set[int] = set()
-        self.force_shards: set[int] = set()
+        self.added: dict[Key, None] = {}
+        self.deleted: dict[Key, None] = {}
+        self.cleared = False
+        self.journaled: dict[Key, str] = {}
+        self.dirty: set[int] = set()
         self.generation = 0
+        self.manifest_signature: Signature | None = None
+        self.seen = 0  # the journal position every record before which is applied
+        self.unflushed: int | None = None  # end of this process's last record not flushed
         self.counts: list[int] | None = None
         self.closed = False
+        self.shared = False
+        self.stale = False  # memory may differ from what was shared: read it all again
         self.owner_pid = os.getpid()
+        self._line_cache: OrderedDict[int, tuple[Signature, list[str]]] = OrderedDict()
 
     # -- loading ------------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Read the whole store from disk, finishing an interrupted sync first.
+        """Read the whole store: the shards, then the journal records that follow them.
+
+        A sync interrupted before its commit point is undone first, one interrupted after it
+        finished (on read-only media both are read as the disk says, nothing is written).
 
         Raises:
             IntegrityError: a shard is missing, undecodable, or holds less than (or other
                 keys than) the manifest records; nothing is written.
+            CorruptJournalError: a journal record that was durable is damaged.
         """
         files = self.files
         with files.lock:
             # Reading only: a commit left half done is read as committed, not finished.
             manifest = files.read_manifest() if files.read_only else files.recover(self.durability)
+            self.manifest_signature = self._manifest_signature()
             layout = files.layout(manifest)
             values: dict[Key, Any] = {}
             shard_of: dict[Key, int] = {}
@@ -119,45 +275,190 @@ class StoreState:
                     raise IntegrityError(path, "a key appears twice")
                 shard_of.update(dict.fromkeys(shard.keys, index))
                 shards.append(_Shard.read(shard))
-        self.values, self.shard_of, self.shards = values, shard_of, shards
-        self.disk_shards = len(shards)
-        self.generation = manifest.generation if manifest is not None else 0
-        self.pending = {}
-        self.rewrite_shards = set()
-        self.force_shards = set()
-        self.counts = None
+            self.values, self.shard_of, self.shards = values, shard_of, shards
+            self.disk_shards = len(shards)
+            self.generation = manifest.generation if manifest is not None else 0
+            self.forget_changes()
+            self.journaled.clear()
+            self.dirty.clear()
+            self.counts = None
+            self._line_cache.clear()
+            self._open_journal(manifest)
 
-    def refresh(self) -> None:
-        """Bring memory up to date with what other processes committed; the lock is held.
+    def _open_journal(self, manifest: Manifest | None) -> None:
+        """Open the journal if there is one and apply the records the shards do not hold."""
+        covered = manifest.journal if manifest is not None else None
+        if self.journal is None:
+            if not os.path.exists(self.journal_path):
+                self.seen = 0
+                if covered is not None and not self.files.read_only:
+                    # The journal the manifest knew is gone (deleted, or a copy without
+                    # it): a new one starts at 0, which the manifest must not skip.
+                    self.checkpoint(journal_lost=True)
+                return
+            self.journal = _open_journal(self.journal_path, self.files.read_only)
+        journal = self.journal
+        with journal.lock():
+            start, end = journal.start, journal.end
+            # A position past the end belongs to a journal that is not this one.
+            after = covered if covered is not None and start <= covered <= end else start
+            self.seen = after
+            self._catch_up(journal)
 
-        Only the shards changed since this process last looked are read again (all of them
-        when more changed than the manifest's history remembers).
+    def _catch_up(self, journal: Journal) -> None:
+        """Apply the records after `seen`; the caller holds the store's lock.
+
+        If another process checkpointed meanwhile (the journal was recycled past `seen`, or
+        a checkpoint record of a newer generation follows it), the shards it changed are read
+        again first and only the records after the manifest's position are applied.
         """
-        files = self.files
-        manifest = files.read_manifest()
-        if manifest is None:
-            if self.generation != 0:
-                self.load()
+        if journal.end == self.seen:
             return
-        unfinished = files.unfinished(manifest)
-        if unfinished and not files.read_only:
-            # A writer died between its commit point and the end of its renames.
-            files.recover(self.durability)
-        if manifest.generation == self.generation and not unfinished:
-            return
+        if self.seen < journal.start:
+            self._reload_after_checkpoint(journal)
+        records = journal.records(after=self.seen)
+        newer = any(self._newer_checkpoint(record.data) for record in records)
+        if newer and self._reload_after_checkpoint(journal):
+            records = journal.records(after=self.seen)
+        for record in records:
+            self._apply(record.data, record.lsn)
+            self.seen = record.end
+
+    def _newer_checkpoint(self, data: bytes) -> bool:
+        if not data.startswith(_CHECKPOINT_PREFIX):
+            return False
+        return int(data[len(_CHECKPOINT_PREFIX) :]) > self.generation
+
+    def _reload_after_checkpoint(self, journal: Journal) -> bool:
+        """Take in a checkpoint another process made; False if there was none after all.
+
+        The shards the manifest names as changed since this process's generation are read
+        again (all of them if it does not know), and `seen` moves to the manifest's position.
+        """
+        manifest = self.files.read_manifest()
+        self.manifest_signature = self._manifest_signature()
+        current = manifest.generation if manifest is not None else 0
+        if current == self.generation and self.seen >= journal.start:
+            return False  # a checkpoint record of an attempt that did not commit
+        if manifest is None:  # pragma: no cover - a recycle always follows a manifest
+            self.seen = journal.start
+            return True
         changed = manifest.changed_since(self.generation)
-        if changed is None or unfinished or self.pending or self.rewrite_shards:
+        if changed is None or self.files.unfinished(manifest):
+            if not self.files.read_only:
+                self.files.recover(self.durability)
             self.load()
-            return
+            return True
         self._reload_shards(sorted(changed), manifest)
         self.generation = manifest.generation
+        self.journaled.clear()
+        self.dirty.clear()
+        self._line_cache.clear()
+        start, end = journal.start, journal.end
+        covered = manifest.journal
+        self.seen = covered if covered is not None and start <= covered <= end else start
+        return True
+
+    def _apply(self, data: bytes, lsn: int) -> None:
+        """Apply one journal record to memory (see the module description)."""
+        lines = data.decode("utf-8").split("\n")
+        if lines[0] != _RECORD_FORMAT:
+            raise IntegrityError(
+                self.journal_path, f"the record at position {lsn} is not a tracker record"
+            )
+        for line in lines[1:]:
+            tag, _, rest = line.partition("\t")
+            if tag == "S":
+                self._apply_set(rest)
+            elif tag == "D":
+                key = decode_key(rest, self.journal_path)
+                if key in self.values:
+                    self._remove(key)
+                self.journaled.pop(key, None)
+            elif tag == "C":
+                self._remove_all()
+                self.journaled.clear()
+            elif tag != "K":  # K: a checkpoint, taken in by _catch_up
+                raise IntegrityError(
+                    self.journal_path, f"the record at position {lsn} has a line {tag!r}"
+                )
+
+    def _apply_set(self, rest: str) -> None:
+        index_text, _, line = rest.partition("\t")
+        key_column, _, value_column = line.partition("\t")
+        key = decode_key(key_column, self.journal_path)
+        value = _decode_value(value_column)
+        counts = self.counts
+        if key in self.values:
+            if counts is not None:
+                self._count(self.values[key], -1)
+            index = self.shard_of[key]
+        else:
+            index = int(index_text)
+            while len(self.shards) <= index:
+                self.shards.append(_Shard.new())
+            self.shards[index].keys.append(key)
+            self.shard_of[key] = index
+        if counts is not None:
+            self._count(value, 1)
+        self.values[key] = value
+        self.journaled[key] = line
+        self.dirty.add(index)
+
+    def _manifest_signature(self) -> Signature | None:
+        try:
+            info = os.stat(self.files.manifest_path)
+        except FileNotFoundError:
+            return None
+        return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+    def refresh(self) -> None:
+        """Catch up with what other processes did; the store lock is held, nothing pending.
+
+        With a journal this costs one read of shared memory when nothing happened; without
+        one (a store on read-only media that never had one) one ``stat`` of the manifest.
+        """
+        if self.stale:
+            self.stale = False
+            self.load()
+            return
+        journal = self._journal_if_any()
+        if journal is not None:
+            self._catch_up(journal)
+            return
+        signature = self._manifest_signature()
+        if signature != self.manifest_signature:
+            manifest = self.files.read_manifest()
+            self.manifest_signature = signature
+            if manifest is None or manifest.generation != self.generation:
+                self.load()
+
+    def _journal_if_any(self) -> Journal | None:
+        if self.journal is None and not self.files.read_only:
+            return self._journal()
+        if self.journal is None and os.path.exists(self.journal_path):
+            self.journal = _open_journal(self.journal_path, self.files.read_only)
+            self.seen = self.journal.start
+        return self.journal
+
+    def share(self) -> None:
+        """Prepare for use by several processes (the journal exists from now on).
+
+        Syncs journal every pending key without comparing it with the disk first: a shared
+        store hands out copies, so its pending keys were changed through its
+        methods: comparing them would cost a shard read to save a few bytes of journal.
+        """
+        self.shared = True
+        if not self.files.read_only:
+            with self.files.lock:
+                self._journal_if_any()
 
     def _reload_shards(self, indexes: list[int], manifest: Manifest) -> None:
         counts = self.counts
         count = manifest.shards
         alternative = manifest.alternative
         while len(self.shards) < count:
-            self.shards.append(_Shard([], 0, None, None))
+            self.shards.append(_Shard.new())
         for index in indexes:
             if index >= count:
                 continue
@@ -243,75 +544,323 @@ class StoreState:
         shards = self.shards
         last = shards[-1] if shards else None
         if last is None or len(last.keys) >= self.file_size:
-            last = _Shard([], 0, None, None)
+            last = _Shard.new()
             shards.append(last)
         last.keys.append(key)
         self.shard_of[key] = len(shards) - 1
         self.values[key] = value
         self.pending[key] = 0  # a new key: the counters do not count it yet
+        self.added[key] = None
 
     def delete(self, key: Key) -> Any:
         """Remove ``key`` (present) and return its value."""
+        value = self.values[key]
+        old = self.pending.pop(key, None)
+        self.added.pop(key, None)
+        if self.counts is not None and old is not None:
+            # The counters still count the flags the value had when it became pending.
+            for bit, slot in ((DONE, 0), (TRIED, 1), (ABORTED, 2)):
+                self.counts[slot] -= bool(old & bit)
+            self._count(value, 1)
+        self._remove(key)
+        self.deleted[key] = None
+        return value
+
+    def _remove(self, key: Key) -> None:
         index = self.shard_of.pop(key)
         value = self.values.pop(key)
-        old = self.pending.pop(key, None)
         if self.counts is not None:
-            if old is None:
-                self._count(value, -1)
-            else:
-                for bit, slot in ((DONE, 0), (TRIED, 1), (ABORTED, 2)):
-                    self.counts[slot] -= bool(old & bit)
-        self.shards[index].keys.remove(key)
-        self.shards[index].rewrite = True
-        self.rewrite_shards.add(index)
-        return value
+            self._count(value, -1)
+        shard = self.shards[index]
+        shard.keep_file_order()
+        shard.keys.remove(key)
+        self.dirty.add(index)
 
     def clear(self) -> None:
         """Remove every key."""
+        self._remove_all()
+        self.pending.clear()
+        self.added.clear()
+        self.deleted.clear()
+        self.cleared = True
+
+    def _remove_all(self) -> None:
         for index, shard in enumerate(self.shards):
-            if shard.keys:
+            if shard.keys or shard.disk_count:
+                shard.keep_file_order()
                 shard.keys = []
-                shard.rewrite = True
-                self.rewrite_shards.add(index)
+                self.dirty.add(index)
         self.values.clear()
         self.shard_of.clear()
-        self.pending.clear()
         if self.counts is not None:
             self.counts = [0, 0, 0]
 
+    def change_count(self) -> int:
+        """How many keys the next sync looks at (set, read, added or removed)."""
+        return len(self.pending) + len(self.deleted) + self.cleared
+
+    def _has_changes(self) -> bool:
+        return bool(self.pending or self.deleted or self.cleared)
+
+    def forget_changes(self) -> None:
+        """Drop the record of what changed since the last sync (not the changes in memory)."""
+        self.pending.clear()
+        self.added.clear()
+        self.deleted.clear()
+        self.cleared = False
+
     # -- syncing ------------------------------------------------------------------------------
 
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Checkpoint (sync only, when reading only), then let go of the files.
+
+        A shared store checkpoints under its own lock first and passes ``checkpoint=False``:
+        a checkpoint must see every other process's records.
+        """
+        if self.closed:
+            return
+        if checkpoint:
+            if self.files.read_only:
+                self.sync()
+            else:
+                self.checkpoint()
+        self.closed = True
+        if self.journal is not None:
+            _release_journal(self.journal)
+            self.journal = None
+        self.files.close_lock()
+
     def exit_sync(self) -> None:
-        """Sync pending changes at exit or on a signal (the exit hooks call this)."""
-        if not self.closed and (self.pending or self.rewrite_shards or self.force_shards):
-            self.sync()
+        """Write everything to the shards at exit or on a signal (the exit hooks call this)."""
+        if self.closed:
+            return
+        if self.files.read_only:
+            self.sync()  # raises if something was changed; there is nothing else to write
+        else:
+            self.checkpoint()
 
     def sync(self, durability: Durability | None = None) -> bool:
-        """Write every pending change in one atomic commit.
+        """Make every pending change durable (or atomic) in one all-or-nothing step.
+
+        A few changed keys become one journal record; many (`CHECKPOINT_KEYS`) go straight
+        to the shards. With ``durability="durable"`` the changes survive power loss when this
+        returns.
 
         Returns:
-            True when files were written (False when nothing had changed on disk).
+            True when something was written.
 
         Raises:
             SerializationError: a value cannot be stored as JSON; nothing was written and
                 the pending changes are kept.
+            ReadOnlyStoreError: there are changes and the store is open for reading only.
+        """
+        with self.files.lock:
+            appended = self.commit()
+        if (durability or self.durability) == "durable":
+            self.flush()
+        return appended != 0
+
+    def commit(self) -> int | None:
+        """Write the pending changes as one journal record, not flushed; the lock is held.
+
+        Many changed keys (`CHECKPOINT_KEYS`), a large record (`LARGE_RECORD`), a journal
+        grown past `CHECKPOINT_BYTES`, or no room for the journal to grow make it a
+        checkpoint instead, which is durable.
+
+        Returns:
+            The number of keys in the record; 0 when nothing changed; None after a
+            checkpoint (everything is durable).
+
+        Raises:
+            SerializationError: a value cannot be stored as JSON; nothing was written.
+            ReadOnlyStoreError: there are changes and the store is open for reading only.
+        """
+        changed = self.change_count()
+        if not changed:
+            return 0
+        if changed < CHECKPOINT_KEYS:
+            changes = self.collect()
+            if not changes:
+                self.forget_changes()
+                return 0
+            self.files.refuse_writes()
+            appended = self._append_or_not(changes)
+            if appended is not None:
+                return appended
+        self.files.refuse_writes()
+        self.checkpoint()
+        return None
+
+    def _append_or_not(self, changes: Changes) -> int | None:
+        """Append ``changes`` as a record, or return None where a checkpoint is better."""
+        record = changes.record()
+        if len(record) >= LARGE_RECORD:
+            return None  # written once, into its shard, rather than twice
+        try:
+            end = self.append_record(changes, record)
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            # No room for the journal to grow (or to be created): the shards need none of
+            # it, and if there is no room for them either the checkpoint raises ENOSPC too.
+            return None
+        if end - self._journal().start >= CHECKPOINT_BYTES:
+            return None
+        return len(changes.sets) + len(changes.deleted) + changes.cleared
+
+    def collect(self) -> Changes:
+        """Return the pending changes, each key's new line compared with its durable line.
+
+        Raises:
+            SerializationError: a pending value cannot be stored as JSON.
         """
         self._fold_pending()
-        candidates = set(map(self.shard_of.__getitem__, self.pending))
-        candidates |= self.rewrite_shards | self.force_shards
-        count = len(self.shards)
-        while count and not self.shards[count - 1].keys:
-            count -= 1
-        texts: dict[int, str] = {}
-        for index in sorted(candidates):
-            if index < count:
-                text = self._shard_text(index, index in self.force_shards)
-                if text is not None:
-                    texts[index] = text
-        if not texts and count == self.disk_shards:
-            self._synced(texts, count)
-            return False
-        self.files.refuse_writes()
+        changes = Changes(self.cleared, list(self.deleted))
+        added = self.added
+        values = self.values
+        shard_of = self.shard_of
+        if self.shared:
+            for key in self.pending:
+                line = encode_line_keeping(key, values[key], self.journaled.get(key))
+                changes.sets.append((shard_of[key], key, line))
+            return changes
+        for key in self.pending:
+            index = shard_of[key]
+            old = None if key in added else self._durable_line(key, index)
+            line = encode_line_keeping(key, values[key], old)
+            if line != old:
+                changes.sets.append((index, key, line))
+        return changes
+
+    def _durable_line(self, key: Key, index: int) -> str | None:
+        """Return the line that holds ``key``'s durable value, or None if it has none."""
+        line = self.journaled.get(key)
+        if line is not None:
+            return line
+        shard = self.shards[index]
+        if not shard.disk_count:
+            return None
+        order = shard.disk_keys if shard.disk_keys is not None else shard.keys
+        try:
+            position = order.index(key)
+        except ValueError:
+            return None
+        if position >= shard.disk_count:
+            return None
+        lines = self._file_lines(index)
+        return lines[position] if lines is not None else None
+
+    def _file_lines(self, index: int) -> list[str] | None:
+        """Return the lines of shard ``index``'s file, from a small cache of recent shards."""
+        shard = self.shards[index]
+        if shard.signature is None or shard.path is None:
+            return None
+        cache = self._line_cache
+        cached = cache.get(index)
+        if cached is not None and cached[0] == shard.signature:
+            cache.move_to_end(index)
+            return cached[1]
+        lines = self.files.read_lines(shard.path, shard.signature)
+        if lines is None or len(lines) != shard.disk_count:
+            return None
+        cache[index] = (shard.signature, lines)
+        if len(cache) > _LINE_CACHE:
+            cache.popitem(last=False)
+        return lines
+
+    def _journal(self) -> Journal:
+        """Return the journal, creating it (durably) on first use; the store lock is held."""
+        if self.journal is None:
+            self.journal = _open_journal(self.journal_path, False)
+            self.seen = self.journal.start
+        return self.journal
+
+    def append_record(self, changes: Changes, record: bytes) -> int:
+        """Append ``record``, the record of ``changes``, not flushed; the store lock is held.
+
+        Returns:
+            The journal position after the record.
+
+        Raises:
+            OSError: ``ENOSPC`` when the journal cannot be created or grow; nothing changed.
+        """
+        journal = self._journal()
+        end = journal.append(record)
+        self.seen = end
+        self.unflushed = end
+        self._applied(changes)
+        return end
+
+    def flush(self) -> None:
+        """Make this process's records durable (one ``fdatasync``, shared with others)."""
+        if self.unflushed is not None and self.journal is not None:
+            self.journal.flush(self.unflushed)
+            self.unflushed = None
+
+    def _applied(self, changes: Changes) -> None:
+        if changes.cleared:
+            self.journaled.clear()
+        for key in changes.deleted:
+            self.journaled.pop(key, None)
+        for index, key, line in changes.sets:
+            self.journaled[key] = line
+            self.dirty.add(index)
+        self.forget_changes()
+
+    # -- the checkpoint -----------------------------------------------------------------------
+
+    def checkpoint(self, *, journal_lost: bool = False) -> bool:
+        """Write every change into the shard files, durably, and empty the journal.
+
+        Returns:
+            True when files were written.
+
+        Raises:
+            SerializationError: a pending value cannot be stored as JSON; nothing was written
+                and the pending changes are kept.
+        """
+        files = self.files
+        if files.read_only:
+            return self.sync()
+        with files.lock:
+            journal = self.journal
+            if journal is None and os.path.exists(self.journal_path):
+                journal = self._journal()
+            touched = set(self.dirty)
+            touched.update(map(self.shard_of.__getitem__, self.pending))
+            count = len(self.shards)
+            while count and not self.shards[count - 1].keys:
+                count -= 1
+            texts: dict[int, str] = {}
+            for index in sorted(touched):
+                if index < count:
+                    text = self._shard_text(index)
+                    if text is not None:
+                        texts[index] = text
+            pending_journal = journal is not None and journal.end != journal.start
+            if not texts and count == self.disk_shards and not pending_journal and not journal_lost:
+                self._checkpointed(touched, {}, count)
+                return False
+            end = None
+            if journal is not None:
+                manifest = files.read_manifest()
+                generation = (manifest.generation if manifest is not None else 0) + 1
+                # The checkpoint record tells other processes to read the shards again, and
+                # the flush is write-ahead: the records are durable before the shards that
+                # hold them replace the old ones.
+                end = journal.append(_CHECKPOINT_PREFIX + str(generation).encode())
+                journal.flush(end)
+                self.unflushed = None
+            written = self._write(texts, count, end)
+            if journal is not None and end is not None and end != journal.start:
+                journal.recycle(upto=end)
+            if end is not None:
+                self.seen = end
+            self._checkpointed(touched, written, count)
+        return True
+
+    def _write(self, texts: dict[int, str], count: int, end: int | None) -> dict[int, ShardRecord]:
+        """Commit the shard texts and the manifest; return the new records by shard."""
         files: dict[int, tuple[bytes, ShardRecord]] = {}
         for index, text in texts.items():
             raw = text.encode("utf-8")
@@ -330,79 +879,92 @@ class StoreState:
             if shard.record is None:  # pragma: no cover - every shard read has a record
                 raise AssertionError("a shard on disk has no record")
             disk.append(shard.record)
-        with self.files.lock:
-            manifest = self.files.commit(
-                files,
-                records,
-                disk,
-                file_size=self.file_size,
-                durability=durability or self.durability,
-            )
-            for index in texts:
-                shard = self.shards[index]
-                shard.signature = self.files.signature(index)
-                shard.record = files[index][1]
+        manifest = self.files.commit(
+            files, records, disk, file_size=self.file_size, journal=end, durability="durable"
+        )
         previous = self.generation
         self.generation = manifest.generation if manifest.generation == previous + 1 else -1
-        self._synced(texts, count)
-        return True
+        self.manifest_signature = self._manifest_signature()
+        for index, (_data, record) in files.items():
+            path = self.files.shard_path(index)
+            self.shards[index].written(path, self.files.signature(index), record)
+        return {index: record for index, (_data, record) in files.items()}
 
-    def _synced(self, texts: dict[int, str], count: int) -> None:
-        for index in texts:
-            shard = self.shards[index]
-            shard.disk_count = len(shard.keys)
-            shard.rewrite = False
-        for index in self.rewrite_shards:
-            if index < len(self.shards):
-                self.shards[index].rewrite = False
+    def _checkpointed(self, touched: set[int], written: dict[int, ShardRecord], count: int) -> None:
+        for index in touched:
+            shard = self.shards[index] if index < count else None
+            if shard is not None and index not in written and shard.record is not None:
+                # Its text came out equal to the file's: the file holds exactly its keys.
+                shard.written(
+                    shard.path or self.files.shard_path(index), shard.signature, shard.record
+                )
         del self.shards[count:]
         self.disk_shards = count
-        self.pending.clear()
-        self.rewrite_shards.clear()
-        self.force_shards.clear()
+        self.journaled.clear()
+        self.dirty.clear()
+        self.forget_changes()
 
-    def _shard_text(self, index: int, force: bool) -> str | None:
-        """Return the new text of shard ``index``, or None when it would not change.
+    def _shard_text(self, index: int) -> str | None:
+        """Return the new text of shard ``index``, or None when its file already holds it.
 
-        When the file on disk is still the one this process last read or wrote, only the
-        lines of pending keys are encoded and the others are reused as they are.
+        Lines of keys that did not change are reused from the file, journaled keys take the
+        line of their last record, pending keys are encoded (and compared with that line),
+        and keys new since the last sync are encoded together, in C.
 
         Raises:
             SerializationError: a pending value cannot be stored as JSON.
         """
         shard = self.shards[index]
+        keys = shard.keys
         values = self.values
-        if not shard.rewrite and shard.disk_count and index < self.disk_shards:
-            lines = self.files.read_lines(index, shard.signature)
-            if lines is not None and len(lines) == shard.disk_count:
-                changed = force
-                pending = self.pending
-                members = shard.keys
-                for where in range(shard.disk_count):
-                    key = members[where]
-                    if key in pending:
-                        line = encode_line_keeping(key, values[key], lines[where])
-                        if lines[where] != line:
-                            lines[where] = line
-                            changed = True
-                if len(members) > shard.disk_count:
-                    lines.append(encode_lines(members[shard.disk_count :], values)[:-1])
-                    changed = True
-                return "\n".join(lines) + "\n" if changed else None
-        try:
-            return encode_lines(shard.keys, values)
-        except SerializationError:
-            return self._shard_text_keeping(index)
-
-    def _shard_text_keeping(self, index: int) -> str:
-        """Encode shard ``index`` line by line, keeping NaN or Infinity a file already holds."""
-        shard = self.shards[index]
-        old: dict[str, str] = {}
-        if index < self.disk_shards:
-            for line in self.files.read_lines(index, shard.signature) or []:
-                old[line.partition("\t")[0]] = line
-        lines = [
-            encode_line_keeping(key, self.values[key], old.get(encode_key(key)))
-            for key in shard.keys
-        ]
+        if not shard.disk_count:
+            return self._encode_shard(index) if keys else ""
+        file_lines = self._file_lines(index)
+        if file_lines is None:  # the file is not the one this process last read or wrote
+            return self._encode_shard(index)
+        journaled = self.journaled
+        pending = self.pending
+        added = self.added
+        by_key = dict(zip(shard.disk_keys, file_lines, strict=True)) if shard.disk_keys else None
+        disk_count = shard.disk_count
+        lines: list[str] = []
+        fresh: list[int] = []
+        for position, key in enumerate(keys):
+            if key in added and key not in journaled:
+                fresh.append(position)
+                lines.append("")
+                continue
+            if by_key is None:
+                line = file_lines[position] if position < disk_count else None
+            else:
+                line = by_key.get(key)
+            line = journaled.get(key, line)
+            if key in pending or line is None:
+                line = encode_line_keeping(key, values[key], line)
+            lines.append(line)
+        if fresh:
+            for position, line in zip(
+                fresh, self._encode_keys([keys[p] for p in fresh]), strict=True
+            ):
+                lines[position] = line
+        if by_key is None and len(keys) == disk_count and lines == file_lines:
+            return None
         return "".join(line + "\n" for line in lines)
+
+    def _encode_keys(self, keys: list[Key]) -> list[str]:
+        """Return the lines of ``keys`` (new keys: their values were checked when set)."""
+        try:
+            return encode_lines(keys, self.values).split("\n")[:-1]
+        except SerializationError:
+            return [encode_line_keeping(key, self.values[key], None) for key in keys]
+
+    def _encode_shard(self, index: int) -> str:
+        """Encode shard ``index`` from memory alone (its file is not the one last seen)."""
+        shard = self.shards[index]
+        try:
+            return encode_lines(shard.keys, self.values)
+        except SerializationError:
+            return "".join(
+                encode_line_keeping(key, self.values[key], self.journaled.get(key)) + "\n"
+                for key in shard.keys
+            )
