@@ -189,7 +189,11 @@ def open_or_create(path: str, mode: int = 0o666) -> int:
 def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int, path: str) -> None:
     """Write every byte of ``data`` at ``offset`` without moving the file position."""
     checkpoint("write", path)
-    view = memoryview(data).cast("B")
+    written = os.pwrite(fd, data, offset)
+    if written == (data.nbytes if isinstance(data, memoryview) else len(data)):
+        return
+    view = memoryview(data).cast("B")[written:]
+    offset += written
     while view:
         written = os.pwrite(fd, view, offset)
         view = view[written:]

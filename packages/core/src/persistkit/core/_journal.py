@@ -151,6 +151,7 @@ class _SharedLog:
         self._depth = 0
         self._flush_turn = threading.Condition(threading.Lock())
         self._flushing = False
+        self._waiting = 0
         self.shm_path = path + "-shm"
         self.shm_fd = _fs.open_or_create(self.shm_path)
         coordination: Coordination | None = None
@@ -208,9 +209,14 @@ class _SharedLog:
     @contextlib.contextmanager
     def _flush_locked(self) -> Iterator[None]:
         """Hold the flush lock exclusively: no flush runs in any process meanwhile."""
-        with self._flush_turn:
+        turn = self._flush_turn
+        with turn:
             while self._flushing:
-                self._flush_turn.wait()
+                self._waiting += 1
+                try:
+                    turn.wait()
+                finally:
+                    self._waiting -= 1
             self._flushing = True
         try:
             fcntl.flock(self.shm_fd, fcntl.LOCK_EX)
@@ -219,9 +225,10 @@ class _SharedLog:
             finally:
                 fcntl.flock(self.shm_fd, fcntl.LOCK_UN)
         finally:
-            with self._flush_turn:
+            with turn:
                 self._flushing = False
-                self._flush_turn.notify_all()
+                if self._waiting:
+                    turn.notify_all()
 
     # -- coordination ------------------------------------------------------------------------
 
@@ -365,20 +372,26 @@ class _SharedLog:
         # One thread per process takes part in the cross-process protocol; the others wait
         # for it here and return as soon as the flushed position covers them, instead of
         # queueing behind the next leader's fdatasync.
-        with self._flush_turn:
+        turn = self._flush_turn
+        with turn:
             while self._flushing:
                 if words[W_FLUSHED] >= upto:
                     return
-                self._flush_turn.wait()
+                self._waiting += 1
+                try:
+                    turn.wait()
+                finally:
+                    self._waiting -= 1
             if words[W_FLUSHED] >= upto:
                 return
             self._flushing = True
         try:
             self._flush_across_processes(upto)
         finally:
-            with self._flush_turn:
+            with turn:
                 self._flushing = False
-                self._flush_turn.notify_all()
+                if self._waiting:
+                    turn.notify_all()
 
     def _flush_across_processes(self, upto: int) -> None:
         words = self.words
@@ -724,9 +737,12 @@ class Journal:
             The position just after the record.
         """
         flush = check_durability(durability)
-        end = self.append(data)
+        if len(data) > MAX_RECORD:
+            raise InvalidArgumentError(f"a journal record holds at most {MAX_RECORD} bytes")
+        log = self._log()
+        end = log.append(data)
         if flush:
-            self.flush(end)
+            log.flush(end)
         return end
 
     def records(self, after: int | None = None) -> list[JournalRecord]:
@@ -793,8 +809,10 @@ class Journal:
         self.close()
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):
+        try:  # noqa: SIM105 - at interpreter exit contextlib may already be gone
             self.close()
+        except Exception:  # a finalizer must not raise
+            pass
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("readonly" if self.readonly else "open")
