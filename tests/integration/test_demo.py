@@ -64,6 +64,40 @@ def test_the_demo_kills_itself_restarts_and_verifies(
     assert (check.runs, check.kills) == (2, 2)
 
 
+def _repository_status() -> str:
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_as_readme_runs_it_it_writes_only_into_a_temporary_folder_it_removes(
+    tmp_path: Path,
+) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    before = _repository_status() if (ROOT / ".git").exists() else None
+    result = subprocess.run(
+        [sys.executable, str(DEMO), "--tasks", str(TASKS)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, "TMPDIR": str(temporary)},
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "\nOK: each task has one result" in result.stdout
+    assert "SIGKILL to every process of the job at once" in result.stderr
+    assert list(temporary.iterdir()) == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tmp"]
+    if before is not None:
+        assert _repository_status() == before
+
+
 def _progress(line: str) -> int | None:
     found = re.search(rf"\b(\d+)/{TASKS}\b", line)
     return None if found is None else int(found.group(1))

@@ -164,6 +164,24 @@ def test_sweep_leaves_a_young_leftover_and_says_so_in_json(
     assert (tmp_path / LEFTOVER).exists()
 
 
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
+    for n in range(3000):  # more lines than a pipe holds
+        leftover = tmp_path / f".state{n}.0123456789ab.pktmp"
+        leftover.write_text("")
+        _old(leftover)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "persistkit.core", "sweep", str(tmp_path), "--dry-run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"would remove ")
+    process.stdout.close()  # as `persistkit ... | head -1` does
+    errors = process.stderr.read()
+    assert process.wait() == 0
+    assert errors == b""
+
+
 # -- one-line errors, and nothing written --------------------------------------------------
 
 
