@@ -198,3 +198,20 @@ def test_a_full_disk_during_an_append_and_during_a_checkpoint(mounted_tmpfs):
     pod.sync()
     pod.close()
     assert dict(POD(folder, file_size=1, clone=False)) == {"small": 1, "big": "b" * 10}
+
+
+def test_no_room_for_the_journal_syncs_into_the_shards(mounted_tmpfs):
+    # A real ENOSPC when the 1 MiB journal is created: the sync writes its shard instead,
+    # durably, and nothing half-made is left.
+    mount = mounted_tmpfs("512k")
+    folder = mount / "p"
+    pod = POD(folder, clone=False)
+    pod["a"] = {"n": 1}
+    pod.sync()
+    assert not (folder / JOURNAL).exists()
+    assert leftovers(folder) == []
+    assert (folder / "0.json").read_text() == '"a"\t{"n": 1}\n'
+    pod["b"] = 2
+    pod.sync()
+    pod.close()
+    assert dict(POD(folder, clone=False)) == {"a": {"n": 1}, "b": 2}

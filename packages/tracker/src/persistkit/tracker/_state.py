@@ -86,29 +86,40 @@ _decode_value = json.JSONDecoder().decode
 # One Journal object per journal file (and mode) in this process, shared by every store
 # object on it and closed when the last one closes. A Journal is never left for the garbage
 # collector to close: its finalizer can run inside another Journal's open and deadlock there.
-_journals: dict[tuple[str, bool], list[Any]] = {}
+# An entry is reused only while the path still names the file it opened (a store folder
+# removed and made again gets a journal of its own).
+_journals: dict[tuple[str, bool], tuple[Journal, tuple[int, int]]] = {}
+_journal_users: dict[int, int] = {}  # id(journal): how many store objects use it
 _journals_guard = threading.Lock()
+
+
+def _identity(path: str) -> tuple[int, int]:
+    info = os.stat(path)
+    return (info.st_dev, info.st_ino)
 
 
 def _open_journal(path: str, readonly: bool) -> Journal:
     with _journals_guard:
         entry = _journals.get((path, readonly))
-        if entry is None:
-            entry = _journals[path, readonly] = [Journal(path, readonly=readonly), 0]
-        entry[1] += 1
-        journal: Journal = entry[0]
+        if entry is None or entry[1] != _identity(path):
+            journal = Journal(path, readonly=readonly)
+            entry = _journals[path, readonly] = (journal, _identity(path))
+        journal = entry[0]
+        _journal_users[id(journal)] = _journal_users.get(id(journal), 0) + 1
         return journal
 
 
 def _release_journal(journal: Journal) -> None:
     with _journals_guard:
+        users = _journal_users.pop(id(journal), 1) - 1
+        if users > 0:
+            _journal_users[id(journal)] = users
+            return
         key = (journal.path, journal.readonly)
         entry = _journals.get(key)
         if entry is not None and entry[0] is journal:
-            entry[1] -= 1
-            if entry[1] <= 0:
-                del _journals[key]
-                journal.close()
+            del _journals[key]
+    journal.close()
 
 
 class _Shard:
