@@ -195,6 +195,48 @@ def rename(
     return sync_parents(dst_s, src_s) if sync_source else sync_parents(dst_s)
 
 
+def link(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    durability: Durability = "durable",
+) -> bool:
+    """Give the file ``src`` a second name, ``dst`` (a hard link); never replaces ``dst``.
+
+    After it returns both names exist and name the same file; with ``durability="durable"``
+    the directory of ``dst`` is fsynced, so the new name survives power loss. A move made of
+    `link`, then `remove` of the old name, can never lose the file in a power cut, not even
+    when other processes fsync the old name's directory meanwhile: the new name is durable
+    before the old one is gone. One `rename` across two directories cannot promise that on a
+    filesystem without a metadata journal, where each directory reaches the disk on its own.
+
+    Returns:
+        True when the new name is known durable; False with ``durability="atomic"`` or where
+        the filesystem refuses directory fsync.
+
+    Raises:
+        TargetExistsError: ``dst`` exists.
+        FileNotFoundError: ``src`` does not exist.
+        CrossDeviceError: the names are on different filesystems.
+        UnsupportedOperationError: the filesystem has no hard links.
+
+    Example:
+        >>> link("spool/new/42", "spool/cur/42")  # doctest: +SKIP
+        True
+    """
+    fsync = check_durability(durability)
+    src_s, dst_s = os.fspath(src), os.fspath(dst)
+    try:
+        _fs.link(src_s, dst_s)
+    except OSError as error:
+        if error.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise UnsupportedOperationError(
+                error.errno, "this filesystem has no hard links", src_s, None, dst_s
+            ) from None
+        raise translate_rename_error(error, src_s, dst_s) from None
+    return sync_parents(dst_s) if fsync else False
+
+
 def exchange(
     a: str | os.PathLike[str], b: str | os.PathLike[str], *, durability: Durability = "durable"
 ) -> bool:
