@@ -3,6 +3,11 @@
 `crash_at_every_call` runs the operation in a forked child that dies (os._exit) just before
 its k-th filesystem call, for every k, and the check runs on the files the dead child left:
 a real process death, not a simulation.
+
+A durable move links the message under its new name before it removes the old one, so a
+crash in between leaves one message with two names (one file, two hard links). That is one
+message: the spool hands it out once and a finishing move removes every name. The checks
+therefore look at files (inodes), and drain the spool to see what it would still deliver.
 """
 
 from __future__ import annotations
@@ -47,14 +52,33 @@ def inventory(path: str) -> dict[str, list[tuple[str, bytes]]]:
 
 
 def locate(path: str) -> dict[str, str]:
-    """Map each visible message id to its area; fail on duplicates or partial content."""
-    where: dict[str, str] = {}
+    """Map each visible message id to its area(s), "+"-joined; fail on partial content, or on
+    two names of one id that are not the same file."""
+    where: dict[str, list[str]] = {}
+    files: dict[str, set[int]] = {}
     for area, messages in inventory(path).items():
         for message_id, content in messages:
-            assert message_id not in where, f"{message_id} is in {where[message_id]} and {area}"
             assert content in PAYLOADS, "a partial message is visible"
-            where[message_id] = area
-    return where
+            where.setdefault(message_id, []).append(area)
+    for area in MESSAGE_AREAS:
+        directory = Path(path, area)
+        if directory.exists():
+            for entry in directory.iterdir():
+                if not entry.name.startswith("."):
+                    files.setdefault(parse_name(entry.name).unique, set()).add(entry.stat().st_ino)
+    for message_id, inodes in files.items():
+        assert len(inodes) == 1, f"{message_id} is two different files in {where[message_id]}"
+    return {message_id: "+".join(areas) for message_id, areas in where.items()}
+
+
+def drain(path: str) -> list[str]:
+    """Claim and finish everything the spool would still hand out; the ids, in order."""
+    spool = Spool(path, lease=30, max_tries=1000, clock=lambda: 4e9)
+    handed = []
+    while (message := spool.claim()) is not None:
+        handed.append(message.id)
+        spool.done(message)
+    return handed
 
 
 def assert_each_message_once(
@@ -65,6 +89,20 @@ def assert_each_message_once(
     assert set(where) <= ids
     assert ids - set(where) <= finished, "a message was lost"
     return where
+
+
+def assert_handed_out_once(path: str, where: dict[str, str]) -> None:
+    """Draining hands out each waiting or claimed message once, a finished one never; one
+    caught in the middle of being finished (a name in cur/ and one in done/ or dead/) at
+    most once. The drain changes the spool: call it last."""
+    areas = {message_id: set(joined.split("+")) for message_id, joined in where.items()}
+    handed = drain(path)
+    assert len(handed) == len(set(handed)), "handed out twice"
+    for message_id, names in areas.items():
+        if not names & {"dead", "done"}:
+            assert message_id in handed, "a waiting or claimed message was lost"
+        elif not names & {"new", "cur"}:
+            assert message_id not in handed, "a finished message was handed out again"
 
 
 class World:
@@ -134,11 +172,13 @@ def test_claim(tmp_path, expire):
     def check(point: CrashPoint) -> None:
         where = assert_each_message_once(world.path, world.ids)
         assert len(where) == 3
-        claimed = sorted(i for i, area in where.items() if area == "cur")
+        claimed = sorted(i for i, area in where.items() if "cur" in area)
         # One claim at most happened in the child, besides the one made in setup.
         assert len(claimed) <= (2 if expire else 1)
         fresh = world.spool().claim()
         assert fresh is not None, "after the crash, a message must still be claimable"
+        world.spool().release(fresh, count_try=False)
+        assert_handed_out_once(world.path, where)
 
     world.run(lambda: world.spool().claim(), check, claim=1 if expire else 0, expire=expire)
 
@@ -152,9 +192,10 @@ def test_done(tmp_path, keep_done):
         where = assert_each_message_once(
             world.path, world.ids, finished=set() if keep_done else finished
         )
-        assert where.get(world.claimed[0].id) in ("cur", "done", None)
+        assert where.get(world.claimed[0].id) in ("cur", "done", "cur+done", None)
         if point.completed:
             assert where.get(world.claimed[0].id) == ("done" if keep_done else None)
+        assert_handed_out_once(world.path, where)
 
     world.run(lambda: world.spool().done(world.claimed[0]), check, claim=1)
 
@@ -167,6 +208,7 @@ def test_release(tmp_path):
         assert len(where) == 3
         if point.completed:
             assert where[world.claimed[0].id] == "new"
+        assert_handed_out_once(world.path, where)
 
     world.run(lambda: world.spool().release(world.claimed[0]), check, claim=1)
 
@@ -185,6 +227,7 @@ def test_dead_lettering_by_claim(tmp_path):
         assert len(where) == 3
         if point.completed:
             assert "dead" in where.values()
+        assert_handed_out_once(world.path, where)
 
     runs = crash_at_every_call(
         lambda: world.spool().claim(), check=check, setup=setup_second_expiry

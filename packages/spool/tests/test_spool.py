@@ -223,7 +223,8 @@ def test_clean_removes_stale_tmp_files_and_dead_writers_temps_only(spool):
 PUBLISH = {"renameat2", "link"}  # create-only: renameat2(NOREPLACE), or linkat of a temp
 
 
-def test_durable_protocol_syncs_delivery_and_done_but_not_the_claim(spool):
+def test_the_durable_protocol_call_by_call(spool):
+    """Issue 10: what each step syncs, and in which order (proven on the power-cut fs)."""
     new, cur = os.path.join(spool.path, "new"), os.path.join(spool.path, "cur")
     ids: list[str] = []
     deliver = record_calls(lambda: ids.append(spool.deliver(b"x")))
@@ -238,9 +239,20 @@ def test_durable_protocol_syncs_delivery_and_done_but_not_the_claim(spool):
 
     held: list[Message] = []
     claim = record_calls(lambda: held.append(spool.claim()))
-    assert [(c.name, os.path.dirname(c.path)) for c in claim] == [("renameat2", cur)]
+    # The claim name is durable before the message leaves new/, so no fsync of new/ by
+    # anyone (a producer delivering) can make the message vanish from both folders.
+    assert [(c.name, c.path) for c in claim] == [
+        ("link", held[0].path),
+        ("fsync_dir", cur),
+        ("unlink", os.path.join(new, ids[0])),
+    ]
     done = record_calls(lambda: spool.done(held[0]))
-    assert [(c.name, c.path) for c in done] == [("unlink", held[0].path), ("fsync_dir", cur)]
+    # Both removals (from cur/ now, from new/ by the claim) are durable before done returns.
+    assert [(c.name, c.path) for c in done] == [
+        ("unlink", held[0].path),
+        ("fsync_dir", cur),
+        ("fsync_dir", new),
+    ]
 
 
 def test_atomic_durability_never_syncs(tmp_path):

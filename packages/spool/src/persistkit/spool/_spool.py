@@ -39,6 +39,7 @@ from persistkit.spool._entries import message_names, strays
 from persistkit.spool._filestore import make_area_dirs
 from persistkit.spool._message_names import MessageName, parse_name, unique_name
 from persistkit.spool._store_names import NAME_MAX, check_area, name_in_area
+from persistkit.spool._transitions import Transitions
 from persistkit.spool.errors import LeaseLostError
 
 Payload = bytes | bytearray | memoryview | str | IO[bytes] | IO[str]
@@ -183,6 +184,7 @@ class Spool:
         self._dirs = {area: os.path.join(self.path, area) for area in _AREAS}
         # "<spool>/<area>/", so the hot paths build a file's path with one concatenation.
         self._prefix = {area: os.path.join(directory, "") for area, directory in self._dirs.items()}
+        self._moves = Transitions(self._dirs, durability)
         self._candidates: collections.deque[tuple[str, str]] = collections.deque()
         self._next_cur_scan_ms: int | None = None
         self._wake_for_leases_ms: int | None = None
@@ -318,16 +320,15 @@ class Spool:
     def claim(self, timeout: float | None = 0.0) -> Message | None:
         """Claim the oldest waiting message, or one whose lease has ended.
 
-        The claim is one create-only rename from ``new`` (or from the expired name in
-        ``cur``) to a name in ``cur`` that records the try count and the lease's end.
-        Of several consumers racing for a message exactly one wins; the others move on to
-        the next message. A message that has had ``max_tries`` claims is moved to ``dead``
-        instead of being claimed.
+        The message moves from ``new`` (or from its expired name in ``cur``) to a name in
+        ``cur`` that records the try count and the lease's end. Of several consumers racing
+        for a message exactly one wins; the others move on to the next message. A message
+        that has had ``max_tries`` claims is moved to ``dead`` instead of being claimed.
 
-        The claim itself is atomic but not fsynced, on purpose: it records a lease held by a
-        running process, and after a power cut every such process is gone anyway; a claim
-        the disk forgot only makes the message come back sooner. `done` fsyncs ``cur``,
-        which on a journaling filesystem also commits the claim.
+        With ``durability="durable"`` the claim name is linked and fsynced before the name
+        in ``new`` is removed, so no power cut can lose the message, whoever fsyncs ``new``
+        meanwhile; `done` makes the removal from ``new`` durable. A takeover of an expired
+        lease is one rename within ``cur``.
 
         Args:
             timeout: seconds to wait for a message when none is waiting: 0 (the default)
@@ -388,9 +389,10 @@ class Spool:
     def done(self, message: Message) -> None:
         """Finish a claimed message: remove it, or move it to ``done`` with ``keep_done``.
 
-        Guarantees when it returns: the message is out of ``cur`` and will not be claimed
-        again; with ``durability="durable"`` that survives power loss (``cur`` is fsynced;
-        with ``keep_done`` both folders are).
+        Guarantees when it returns: the message is out of ``cur`` and ``new`` (every name of
+        it: see the guide on duplicates) and will never be claimed again; with
+        ``durability="durable"`` that survives power loss (``cur`` and ``new`` are fsynced,
+        and with ``keep_done`` the message is in ``done``, fsynced first).
 
         Raises:
             LeaseLostError: the claim was lost; the message was not touched.
@@ -399,9 +401,9 @@ class Spool:
             if self.keep_done:
                 finished = MessageName(message.id, message.tries)
                 target = os.path.join(self._dirs["done"], str(finished))
-                rename(message.path, target, overwrite=False, durability=self.durability)
+                self._moves.move(message.path, target, finishing=True)
             else:
-                remove(message.path, durability=self.durability)
+                self._moves.finish(message.path)
         except FileNotFoundError:
             raise LeaseLostError(message.path) from None
 
@@ -413,8 +415,9 @@ class Spool:
             count_try: whether this claim counts towards ``max_tries`` (False, e.g., when
                 a worker shuts down before it started on the message).
 
-        Guarantees when it returns: the message waits in ``new`` (durably with
-        ``durability="durable"``).
+        Guarantees when it returns: the message waits in ``new`` and is out of ``cur``
+        (durably with ``durability="durable"``: linked into ``new``, which is fsynced, before
+        it leaves ``cur``, which is fsynced after).
 
         Raises:
             LeaseLostError: the claim was lost; nothing was changed.
@@ -422,19 +425,23 @@ class Spool:
         tries = message.tries if count_try else max(message.tries - 1, 0)
         target = os.path.join(self._dirs["new"], str(MessageName(message.id, tries)))
         try:
-            rename(message.path, target, overwrite=False, durability=self.durability)
+            self._moves.move(message.path, target, finishing=False)
         except FileNotFoundError:
             raise LeaseLostError(message.path) from None
 
     def dead_letter(self, message: Message) -> None:
         """Move a claimed message to ``dead`` at once (it will not be retried).
 
+        Guarantees when it returns: the message is in ``dead`` and in no other area (durably
+        with ``durability="durable"``: ``dead`` is fsynced before the message leaves ``cur``,
+        then ``cur`` and ``new`` are).
+
         Raises:
             LeaseLostError: the claim was lost; nothing was changed.
         """
         target = os.path.join(self._dirs["dead"], str(MessageName(message.id, message.tries)))
         try:
-            rename(message.path, target, overwrite=False, durability=self.durability)
+            self._moves.move(message.path, target, finishing=True)
         except FileNotFoundError:
             raise LeaseLostError(message.path) from None
 
@@ -470,12 +477,7 @@ class Spool:
             raise FileNotFoundError(errno.ENOENT, "no such dead message", path) from None
         if not stat.S_ISREG(mode):
             raise InvalidNameError(f"{path!r} is not a message (not a regular file)")
-        rename(
-            path,
-            os.path.join(self._dirs["new"], unique),
-            overwrite=False,
-            durability=self.durability,
-        )
+        self._moves.move(path, os.path.join(self._dirs["new"], unique), finishing=False)
         return unique
 
     # -- housekeeping ------------------------------------------------------------------
@@ -621,7 +623,7 @@ class Spool:
                 self._bury(source, MessageName(parsed.unique, parsed.tries))
                 return None
             target = self._prefix["cur"] + claimed_name
-            rename(source, target, overwrite=False, durability="atomic")
+            self._moves.claim(source, target)
         except (FileNotFoundError, TargetExistsError):
             # Another consumer was faster (or the name is taken): try the next one.
             return None
@@ -631,12 +633,7 @@ class Spool:
         dead_name = str(MessageName(parsed.unique, parsed.tries))
         if len(os.fsencode(dead_name)) > NAME_MAX:
             dead_name = os.path.basename(source)
-        rename(
-            source,
-            os.path.join(self._dirs["dead"], dead_name),
-            overwrite=False,
-            durability=self.durability,
-        )
+        self._moves.move(source, os.path.join(self._dirs["dead"], dead_name), finishing=True)
 
 
 def _payload(data: object, encoding: str) -> bytes | bytearray | memoryview | IO[Any]:
