@@ -6,13 +6,16 @@ backlog sees them; the consumer finds the messages by listing ``new``, as maildi
 
 Durable workload (each message survives power loss once delivered, and its removal once done):
 
-- os-only (baseline): the maildir protocol written by hand with ``os``: write to ``tmp/``,
-  fsync the file, rename into ``new/``, fsync ``new/``; rename into ``cur/``, fsync ``cur/``;
-  unlink. Three fsyncs per message.
-- persistkit Spool: ``deliver`` (fsync file, create-only rename, fsync ``new/``), ``claim``
-  (create-only rename, not fsynced: a lease), ``done`` (unlink, fsync ``cur/``). Three fsyncs.
-- persistkit Spool, ``deliver_many``: the same, deliveries published 256 at a time with one
-  flush of the disk (group commit).
+- os-only (baseline): the classic maildir hand-off written by hand with ``os``: write to
+  ``tmp/``, fsync the file, rename into ``new/``, fsync ``new/``; rename into ``cur/``, fsync
+  ``cur/``; unlink. Three fsyncs per message, and wrong on a disk without a metadata journal
+  (this one): a power cut can lose a claimed message or bring a finished one back (issue 10).
+- os-only, power-cut safe: the same by hand, correct on such a disk: the claim links into
+  ``cur/``, fsyncs ``cur/``, then unlinks from ``new/``; the finish unlinks and fsyncs
+  ``cur/`` and ``new/``. Five fsyncs per message: the floor for a correct hand-off.
+- persistkit Spool: ``deliver`` (fsync file, create-only publish, fsync ``new/``), ``claim``
+  (link into ``cur/``, fsync ``cur/``, unlink from ``new/``), ``done`` (unlink, fsync ``cur/``
+  and ``new/``). Five fsyncs.
 - mailbox.Maildir: ``add`` (fsyncs the file, never the folder), then the first key, its bytes
   and ``remove``; mailbox has no claim step, and re-lists the folders on every lookup.
 
@@ -79,7 +82,7 @@ def _backlog(how: str):
     return setup
 
 
-def _os_only(sync: bool):
+def _os_only(sync: bool, *, power_cut_safe: bool = False):
     def run(directory: Path, n: int) -> None:
         tmp, new, cur = (directory / area for area in ("tmp", "new", "cur"))
         pid = os.getpid()
@@ -101,12 +104,20 @@ def _os_only(sync: bool):
                 waiting = sorted(os.listdir(new), reverse=True)
             oldest = waiting.pop()
             claimed = cur / f"{oldest}:2,"
-            os.rename(new / oldest, claimed)
-            if sync:
+            if power_cut_safe:
+                os.link(new / oldest, claimed)
                 fsync_dir(cur)
+                os.unlink(new / oldest)
+            else:
+                os.rename(new / oldest, claimed)
+                if sync:
+                    fsync_dir(cur)
             with open(claimed, "rb") as f:
                 f.read()
             os.unlink(claimed)
+            if power_cut_safe:
+                fsync_dir(cur)
+                fsync_dir(new)
 
     return run
 
@@ -166,10 +177,16 @@ def workloads(quick: bool) -> list[Workload]:
         "os-only", _os_only(sync=True), setup=backlog, note="fsync file + new/; rename + fsync cur/"
     )
     durable.add(
+        "os-only, power-cut safe",
+        _os_only(sync=True, power_cut_safe=True),
+        setup=backlog,
+        note="fsync file + new/; link + fsync cur/ + unlink; unlink + fsync cur/ + new/",
+    )
+    durable.add(
         "persistkit Spool",
         _spool("durable"),
         setup=_backlog("spool-durable"),
-        note="fsync file + new/; rename; unlink + fsync cur/",
+        note="fsync file + new/; link + fsync cur/ + unlink; unlink + fsync cur/ + new/",
     )
     durable.add(
         "mailbox.Maildir",
