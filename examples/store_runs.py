@@ -18,6 +18,7 @@ from persistkit import store as atomic_store
 
 
 def main(path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_store.open(path, default=[]) as store:
         print("Previous executions:")
         print(store.value)
