@@ -277,3 +277,25 @@ def test_write_at_on_a_full_disk_raises_enospc(small_tmpfs: Path) -> None:
         os.close(fd)
     assert raised.value.errno == errno.ENOSPC
     assert path.read_bytes()[:4] == b"head"
+
+
+def test_sync_files_shares_one_flush_where_syncfs_reaches_the_disk(tmp_path: Path) -> None:
+    from persistkit.core import sync_files
+
+    paths = [tmp_path / f"f{i}" for i in range(5)]
+    for path in paths:
+        path.write_bytes(b"written without an fsync")
+    calls = record_calls(lambda: sync_files(paths))
+    assert [c.name for c in calls] == ["syncfs"]  # ext4: one flush for the five files
+
+
+def test_sync_files_reports_a_failed_flush(tmp_path: Path) -> None:
+    """EIO injected: a real flush failure cannot be had here."""
+    from persistkit.core import SyncError, sync_files
+
+    (tmp_path / "f").write_bytes(b"x")
+    with inject_error(errno.EIO, call="syncfs") as failed, pytest.raises(SyncError):
+        sync_files([tmp_path / "f"])
+    assert failed
+    with pytest.raises(FileNotFoundError):
+        sync_files([tmp_path / "missing"])

@@ -35,6 +35,7 @@ from persistkit.core._primitives import (
     remove,
     rename,
     replace_atomic,
+    sync_files,
     write_at,
 )
 from persistkit.core._s3_capabilities import S3Capabilities
@@ -137,6 +138,7 @@ __all__ = [
     "replace_atomic",
     "resolve_format",
     "sweep",
+    "sync_files",
     "write_at",
     "write_bytes",
     "write_text",
