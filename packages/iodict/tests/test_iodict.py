@@ -359,14 +359,26 @@ def test_full_disk_keeps_old_items(small_tmpfs: Path) -> None:
     store.clear()
 
 
-def test_durable_writes_report_through_core(tmp_path: Path) -> None:
+def test_durable_writes_cost_one_flush_and_report_through_core(tmp_path: Path) -> None:
+    """Issue 11: a durable change is one journal flush, before anything is published."""
     from persistkit.core.testing import record_calls
 
     store = IODict(tmp_path / "s")
     store["warm"] = 0
-    calls = [call.name for call in record_calls(lambda: store.__setitem__("k", 1))]
-    assert calls.count("fsync") == 1 and calls.count("fsync_dir") == 1
+    flushes = ("fsync", "fsync_dir", "fdatasync", "syncfs")
+    for change in (
+        lambda: store.__setitem__("k", 1),  # a new key
+        lambda: store.__setitem__("k", 2),  # an overwrite
+        lambda: store.update({"u": 1, "v": 2, "k": 3}),
+        lambda: store.__delitem__("u"),
+        store.popleft,
+    ):
+        calls = [call.name for call in record_calls(change)]
+        assert [name for name in calls if name in flushes] == ["fdatasync"], calls
+        published = [i for i, name in enumerate(calls) if name in ("link", "rename", "unlink")]
+        assert calls.index("fdatasync") < min(published)  # write-ahead
+    calls = [call.name for call in record_calls(lambda: store.__setitem__("n", 1))]
     assert calls.index("setxattr") < calls.index("link")  # a new key: an unnamed file linked in
     atomic = IODict(tmp_path / "a", durability="atomic")
     calls = [call.name for call in record_calls(lambda: atomic.__setitem__("k", 1))]
-    assert "fsync" not in calls and "fsync_dir" not in calls
+    assert not set(calls) & set(flushes)

@@ -5,7 +5,8 @@ Two files in ``.persistkit-iodict.d/``:
 ``order``: a 64-byte head (magic, version, generation, the store folder's device and inode,
 the boot it was built in, how many item files had no recoverable key, CRC), a *state
 block* (live and total slot counts, the first and last live slot, where the key heap ends,
-the store folder's mtime and ctime when the state was written, CRC), then from byte 256
+the store folder's mtime and ctime when the state was written, the end of the store's
+journal the items reflect, CRC), then from byte 256
 one 32-byte *slot* per inserted key, sorted by order stamp::
 
     state (L/D) | 3 pad | key length u32 | key offset u64 | epoch u32 | ns u64 | chain u32
@@ -45,10 +46,10 @@ KEYS_NAME = "keys"
 
 _ORDER_MAGIC = b"PKIODORD"
 _KEYS_MAGIC = b"PKIODKEY"
-_VERSION = 1
+_VERSION = 2
 _HEAD = struct.Struct("<8sIQQQ16sQ")
 _CRC = struct.Struct("<I")
-_STATE = struct.Struct("<QQQQQqqQ")
+_STATE = struct.Struct("<QQQQQqqQQ")
 _STATE_OFFSET = 64
 _SLOTS = 256
 _KEYS_HEAD = struct.Struct("<8sIQ")
@@ -100,6 +101,7 @@ class State:
     mtime_ns: int
     ctime_ns: int
     seq: int
+    applied: int = 0
 
     def to_bytes(self) -> bytes:
         """Encode the block with its CRC."""
@@ -112,6 +114,7 @@ class State:
             self.mtime_ns,
             self.ctime_ns,
             self.seq,
+            self.applied,
         )
         return body + _CRC.pack(zlib.crc32(body))
 
@@ -294,8 +297,11 @@ class IndexBuilder:
         self._keys += b"".join(keys)
         self._count += len(keys)
 
-    def finish(self, mtime_ns: int, ctime_ns: int) -> tuple[bytes, bytes]:
-        """Return (order, keys) file contents, the state recording the given folder times."""
+    def finish(self, mtime_ns: int, ctime_ns: int, applied: int = 0) -> tuple[bytes, bytes]:
+        """Return (order, keys) file contents, the state recording the given folder times.
+
+        ``applied`` is the end of the store's journal that the items reflect.
+        """
         count = self._count
         state = State(
             live=count,
@@ -306,6 +312,7 @@ class IndexBuilder:
             mtime_ns=mtime_ns,
             ctime_ns=ctime_ns,
             seq=0,
+            applied=applied,
         )
         head = _head_bytes(self._head).ljust(_STATE_OFFSET, b"\0")
         prefix = (head + state.to_bytes()).ljust(_SLOTS, b"\0")
@@ -571,10 +578,17 @@ class IndexWriter:
             tail = self.view.previous_live(slot.index) if slot.index == state.tail else state.tail
         self.state = replace(state, live=live, head=head, tail=tail)
 
-    def commit(self, mtime_ns: int, ctime_ns: int) -> None:
-        """Write the state block with the folder's current times; the change is then in."""
+    def commit(self, mtime_ns: int, ctime_ns: int, applied: int) -> None:
+        """Write the state block with the folder's current times; the change is then in.
+
+        ``applied`` is the end of the store's journal whose records the items now reflect.
+        """
         self.state = replace(
-            self.state, mtime_ns=mtime_ns, ctime_ns=ctime_ns, seq=self.state.seq + 1
+            self.state,
+            mtime_ns=mtime_ns,
+            ctime_ns=ctime_ns,
+            seq=self.state.seq + 1,
+            applied=applied,
         )
         write_at(self._order_fd, self.state.to_bytes(), _STATE_OFFSET, path=self.view.order_path)
 

@@ -17,6 +17,7 @@ from persistkit.core import (
     Batch,
     Codec,
     CorruptFileError,
+    Journal,
     UnloadableValueError,
     capabilities,
     check_durability,
@@ -24,6 +25,7 @@ from persistkit.core import (
     make_dirs,
     remove,
     resolve_format,
+    sync_files,
     write_bytes,
 )
 from persistkit.iodict._base import BaseClass
@@ -42,6 +44,7 @@ from persistkit.iodict._index_files import (
     boot_tag,
     index_paths,
 )
+from persistkit.iodict._journal_records import DELETE, SET, Entry, encode, final_entries
 from persistkit.iodict._keys import NAME_PATTERN, Key, canonical_bytes, file_name, key_from_bytes
 from persistkit.iodict._layouts import (
     HeaderLayout,
@@ -49,6 +52,8 @@ from persistkit.iodict._layouts import (
     NotAnItemError,
     Stamp,
     XattrLayout,
+    open_item,
+    read_all,
 )
 from persistkit.iodict._meta import BOOT, LOCK_NAME, OrderClock, StoreMeta, read_meta, write_meta
 from persistkit.iodict._order import OrderIndex
@@ -66,6 +71,15 @@ _XATTR_RESERVE = 256
 # A headed item records the key's length in 32 bits.
 _MAX_KEY_BYTES = (1 << 32) - 1
 _READ_ONLY_ERRORS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+JOURNAL_NAME = "journal"
+# The journal's preallocated size; past _CHECKPOINT_BYTES of records a durable write also
+# checkpoints (the items the records cover are flushed together, one syncfs here, and the
+# journal is recycled), so it rarely grows.
+_JOURNAL_SIZE = 256 << 10
+_CHECKPOINT_BYTES = 192 << 10
+# Values larger than this are not journaled (that would write them twice): they are written
+# durably in place of a record, after a checkpoint of whatever the journal held.
+_LARGEST_JOURNALED = 64 << 10
 
 if TYPE_CHECKING:
     # PEP 696 defaults, so an unannotated ``IODict(path)`` is IODict[Key, Any] for type
@@ -202,8 +216,14 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         lock_path = os.path.join(directory, LOCK_NAME)
         self._lock = StoreLock(lock_path, resolve_user_lock(lock))
         self._read_only = read_only
+        self._journaled = durability == "durable"
+        self._journal: Journal | None = None
+        self._journal_path = os.path.join(index_paths(directory)[0], JOURNAL_NAME)
+        self._overlay: dict[bytes, Entry] | None = None
         self._layout: Layout = XattrLayout()
-        self._index = OrderIndex(directory, lambda: self._layout, boot_tag(BOOT), lock_path)
+        self._index = OrderIndex(
+            directory, lambda: self._layout, boot_tag(BOOT), lock_path, lambda: self._overlay
+        )
         meta = read_meta(directory)
         if meta is None and not read_only and not _has_items(directory):
             meta = self._create_if_writable(format, use_xattrs)
@@ -221,6 +241,10 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         self._layout = XattrLayout() if layout_name == "xattr" else HeaderLayout()
         self._layout_ready = layout_name == "header"
         self._clock = OrderClock(directory, meta, layout_name, self._codec.name)
+        if os.path.exists(self._journal_path) and not self._index.files_current():
+            # After a crash or a reboot the items may lack what the journal made durable;
+            # reads show the journal's version until a writer replays it into the items.
+            self._overlay = self._journal_overlay()
 
     def _create_if_writable(self, format: Any, use_xattrs: bool | None) -> StoreMeta | None:
         """Start a new store in an empty folder, unless the folder cannot be written."""
@@ -299,6 +323,12 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
     def _load(self, key: object, key_bytes: bytes | None) -> Any:
         if key_bytes is None:
             raise KeyError(key)
+        overlay = self._overlay
+        if overlay is not None and key_bytes in overlay:
+            entry = overlay[key_bytes]
+            if entry.kind == DELETE:
+                raise KeyError(key)
+            return self._codec.decode(entry.payload, self._journal_path)
         path = self._item_path(key_bytes)
         try:
             payload = self._layout.read_payload(path, key_bytes)
@@ -322,6 +352,9 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         key_bytes = self._read_key(key)
         if key_bytes is None:
             return False
+        overlay = self._overlay
+        if overlay is not None and key_bytes in overlay:
+            return overlay[key_bytes].kind == SET
         try:
             info = os.lstat(self._item_path(key_bytes))
         except FileNotFoundError:
@@ -452,10 +485,16 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
     def _writing(self) -> Iterator[IndexWriter]:
         """Hold the store lock and an index writer that matches the folder.
 
-        The body changes the items and the writer, then calls ``self._index.commit``. If
-        it raises, nothing is committed: an index change made before the items changed is
-        simply not counted, and an item change the index missed leaves the folder's times
-        unrecorded, so the index is rebuilt before it is next used.
+        The body changes the items and the writer, then calls `_finish`. If it raises,
+        nothing is committed: an index change made before the items changed is simply not
+        counted, and an item change the index missed leaves the folder's times unrecorded,
+        so the index is rebuilt before it is next used.
+
+        The journal is recovered first: records a writer that died left unapplied (and,
+        after a reboot, every record: the items it published were not flushed) are replayed
+        into the items. A writer that does not journal (``durability="atomic"``) first
+        checkpoints a journal that holds records, so that every record is always newer than
+        every unjournaled write and replaying the whole journal can only restore newer data.
         """
         if self._read_only:
             raise ReadOnlyStoreError(
@@ -463,7 +502,127 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
             )
         with self._lock:
             self._prepare_layout()
-            yield self._index.writer()
+            journal = self._writer_journal()
+            if journal is None:
+                writer = self._index.writer()
+            else:
+                self._index.rebuilt = False
+                writer = self._index.writer(
+                    journal_start=journal.start,
+                    journal_end=journal.end,
+                    recover=lambda after: self._replay(journal, after),
+                )
+                self._overlay = None
+                if not self._journaled or self._index.rebuilt:
+                    # After a rebuild the folder may hold changes the journal does not know
+                    # (another program's): a checkpoint keeps a later replay from undoing them.
+                    self._checkpoint_if_needed()
+            yield writer
+
+    def _writer_journal(self) -> Journal | None:
+        """The store's journal, opened for writing (created by a durable writer)."""
+        if self._journal is None:
+            if not self._journaled and not os.path.exists(self._journal_path):
+                return None
+            folder = os.path.dirname(self._journal_path)
+            if not os.path.isdir(folder):
+                make_dirs(folder)
+            self._journal = Journal(self._journal_path, size=_JOURNAL_SIZE)
+        return self._journal
+
+    def _journal_overlay(self) -> dict[bytes, Entry] | None:
+        """For a reader whose index is not current: the journal's last entry of each key.
+
+        Read from the journal opened read-only (nothing written); None without a journal.
+        """
+        if not os.path.exists(self._journal_path):
+            return None
+        after = self._index.replay_point()
+        try:
+            with Journal(self._journal_path, readonly=True) as journal:
+                if after is not None:
+                    after = max(after, journal.start)
+                return final_entries(journal, after) or None
+        except FileNotFoundError:
+            return None
+
+    def _applied(self) -> int:
+        return 0 if self._journal is None else self._journal.end
+
+    def _finish(self, writer: IndexWriter) -> None:
+        """Commit the index change; checkpoint a journal that has grown large."""
+        self._index.commit(writer, applied=self._applied())
+        journal = self._journal
+        if journal is not None and journal.end - journal.start > _CHECKPOINT_BYTES:
+            self._checkpoint(journal)
+
+    def _log(self, entries: list[Entry]) -> None:
+        """Make a change durable in the journal (one shared flush), before it is applied."""
+        if self._journaled:
+            journal = self._writer_journal()
+            assert journal is not None
+            journal.commit(encode(entries))
+
+    @property
+    def _item_durability(self) -> Any:
+        # A journaled change is durable once its record is: the item is published without
+        # fsyncs, and a checkpoint flushes it before the record is recycled.
+        return "atomic" if self._journaled else self._durability
+
+    def _checkpoint_if_needed(self) -> None:
+        """Checkpoint before a write the journal does not cover (if it holds records).
+
+        Replaying the journal must never bring back a value older than a write it does not
+        hold; with the journal empty, every record is newer than every unjournaled write.
+        """
+        journal = self._journal
+        if journal is not None and journal.end > journal.start:
+            self._checkpoint(journal)
+
+    def _checkpoint(self, journal: Journal) -> None:
+        """Make the items the journal covers durable, then recycle the journal."""
+        with journal.lock():
+            final = final_entries(journal)
+            paths = [
+                path
+                for key_bytes, entry in final.items()
+                if entry.kind == SET and os.path.lexists(path := self._item_path(key_bytes))
+            ]
+            if paths:
+                sync_files(paths)
+            fsync_dir(self._db_path)
+            journal.recycle(upto=journal.end)
+
+    def _replay(self, journal: Journal, after: int | None) -> None:
+        """Make the items hold what the journal's records (all, or after ``after``) say."""
+        for key_bytes, entry in final_entries(journal, after).items():
+            path = self._item_path(key_bytes)
+            if entry.kind == DELETE:
+                remove(path, durability="atomic", missing_ok=True)
+                continue
+            content, attrs = self._layout.encode(key_bytes, entry.stamp, entry.payload)
+            if not self._holds(path, content, attrs):
+                write_bytes(path, content, durability="atomic", follow_symlinks=False, xattrs=attrs)
+
+    @staticmethod
+    def _holds(path: str, content: bytes, attrs: dict[str, bytes] | None) -> bool:
+        """Whether the item at ``path`` has exactly this content and these xattrs."""
+        try:
+            fd = open_item(path)
+        except NotAnItemError:
+            return False
+        try:
+            if read_all(fd) != content:
+                return False
+            for name, value in (attrs or {}).items():
+                try:
+                    if os.getxattr(fd, name) != value:
+                        return False
+                except OSError:
+                    return False
+            return True
+        finally:
+            os.close(fd)
 
     def _new_stamp(self, writer: IndexWriter) -> Stamp:
         state = writer.state
@@ -493,20 +652,40 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
             writer.append(key_bytes, stamp.sort_key())
         return stamp
 
-    def _publish(self, writer: IndexWriter, key_bytes: bytes, payload: bytes) -> None:
-        """Write one item; the caller holds the lock."""
-        stamp = self._stage(writer, key_bytes, None)
-        content, attrs = self._layout.encode(key_bytes, stamp, payload)
-        write_bytes(
-            self._item_path(key_bytes),
-            content,
-            durability=self._durability,
-            follow_symlinks=False,
-            xattrs=attrs,
-        )
+    def _put(self, writer: IndexWriter, pairs: list[tuple[bytes, bytes]]) -> None:
+        """Write items (journaled first when durable); the caller holds the lock."""
+        staged: dict[bytes, Stamp] = {}
+        for key_bytes, _ in pairs:
+            staged[key_bytes] = self._stage(writer, key_bytes, staged.get(key_bytes))
+        durability = self._item_durability
+        if self._journaled and sum(len(payload) for _, payload in pairs) > _LARGEST_JOURNALED:
+            self._checkpoint_if_needed()
+            durability = self._durability
+        else:
+            self._log([Entry(SET, key, staged[key], payload) for key, payload in pairs])
+        if len(pairs) == 1:
+            key_bytes, payload = pairs[0]
+            content, attrs = self._layout.encode(key_bytes, staged[key_bytes], payload)
+            write_bytes(
+                self._item_path(key_bytes),
+                content,
+                durability=durability,
+                follow_symlinks=False,
+                xattrs=attrs,
+            )
+            return
+        with Batch(durability=durability) as batch:
+            for key_bytes, payload in pairs:
+                content, attrs = self._layout.encode(key_bytes, staged[key_bytes], payload)
+                batch.write_bytes(
+                    self._item_path(key_bytes), content, follow_symlinks=False, xattrs=attrs
+                )
 
     def __setitem__(self, key: KT, value: VT) -> None:
         """Store ``value`` under ``key``: atomic, and durable with the default durability.
+
+        Durable means one flush: the change goes to the store's journal first (its flush is
+        shared with every writer waiting at the same moment), then the item is published.
 
         Raises:
             UnsupportedKeyError: ``key`` has a type that cannot be stored.
@@ -516,11 +695,11 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         key_bytes = self._write_key(key)
         payload = self._codec.dumps(value)
         with self._writing() as writer:
-            self._publish(writer, key_bytes, payload)
-            self._index.commit(writer)
+            self._put(writer, [(key_bytes, payload)])
+            self._finish(writer)
 
     def _remove(self, writer: IndexWriter, key: object, key_bytes: bytes | None) -> None:
-        """Delete one item; the caller holds the lock and commits."""
+        """Delete one item (journaled first when durable); the caller holds the lock."""
         if key_bytes is None or key not in self:
             raise KeyError(key)
         path = self._item_path(key_bytes)
@@ -528,8 +707,9 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
             identity = self._layout.read_identity(path)
         except NotAnItemError:
             raise KeyError(key) from None
+        self._log([Entry(DELETE, key_bytes, identity.stamp or Stamp(0, 0, 0.0))])
         try:
-            remove(path, durability=self._durability)
+            remove(path, durability=self._item_durability)
         except FileNotFoundError:
             raise KeyError(key) from None
         stamp = None if identity.stamp is None else identity.stamp.sort_key()
@@ -538,7 +718,7 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
             writer.tombstone(slot)
 
     def __delitem__(self, key: KT) -> None:
-        """Delete ``key``'s item; durable with the default durability.
+        """Delete ``key``'s item; durable with the default durability (one flush).
 
         Raises:
             KeyError: there is no such key.
@@ -546,7 +726,7 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         key_bytes = self._read_key(key)
         with self._writing() as writer:
             self._remove(writer, key, key_bytes)
-            self._index.commit(writer)
+            self._finish(writer)
 
     @overload
     def pop(self, key: KT) -> VT: ...
@@ -573,7 +753,7 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
                     raise
                 return default
             self._remove(writer, key, key_bytes)
-            self._index.commit(writer)
+            self._finish(writer)
             return value
 
     def _pop_end(self, last: bool) -> tuple[KT, VT]:
@@ -585,9 +765,11 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
             key_bytes = writer.view.key(slot)
             key: Any = _decode_key(key_bytes)
             value = self._load(key, key_bytes)
-            remove(self._item_path(key_bytes), durability=self._durability)
+            path = self._item_path(key_bytes)
+            self._log([Entry(DELETE, key_bytes, Stamp.from_sort_key(slot.stamp))])
+            remove(path, durability=self._item_durability)
             writer.tombstone(slot)
-            self._index.commit(writer)
+            self._finish(writer)
             return key, value
 
     def popitem(self, last: bool = True) -> tuple[KT, VT]:
@@ -626,17 +808,18 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
                 return self._load(key, key_bytes)
             except KeyError:
                 pass
-            self._publish(writer, key_bytes, self._codec.dumps(default))
-            self._index.commit(writer)
+            self._put(writer, [(key_bytes, self._codec.dumps(default))])
+            self._finish(writer)
             return default
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        """Store many items in one group commit (one disk flush, one directory fsync).
+        """Store many items with one flush.
 
         Every key and value is checked and encoded before anything is written, so a bad
-        one raises with the store untouched. Each item is atomic; the update as a whole is
-        not a transaction (a crash midway leaves some items new and the rest old). When it
-        returns, all are durable (with the default durability).
+        one raises with the store untouched. Durable (the default): the whole update is one
+        journal record, flushed once; a crash before that flush returns leaves none of the
+        items, after it all of them (replayed if need be). ``durability="atomic"``: each
+        item is atomic, a crash midway leaves some items new and the rest old.
         """
         pairs: Iterable[tuple[Any, Any]]
         if isinstance(other, Mapping):
@@ -652,16 +835,8 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         if not encoded:
             return
         with self._writing() as writer:
-            with Batch(durability=self._durability) as batch:
-                staged: dict[bytes, Stamp] = {}
-                for key_bytes, payload in encoded:
-                    stamp = self._stage(writer, key_bytes, staged.get(key_bytes))
-                    staged[key_bytes] = stamp
-                    content, attrs = self._layout.encode(key_bytes, stamp, payload)
-                    batch.write_bytes(
-                        self._item_path(key_bytes), content, follow_symlinks=False, xattrs=attrs
-                    )
-            self._index.commit(writer)
+            self._put(writer, encoded)
+            self._finish(writer)
 
     def fromkeys(self, iterable: Iterable[KT], value: Any = None) -> IODict[KT, VT]:
         """Set every key in ``iterable`` to ``value`` (one group commit); return this store.
@@ -680,12 +855,15 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         default durability the removals are durable when it returns (one directory fsync).
         """
         with self._writing() as writer:
+            journal = self._journal
+            if journal is not None and journal.end > journal.start:
+                self._checkpoint(journal)  # no record may bring a removed item back
             state = writer.state
             for _, key_bytes in writer.view.entries(state.head, state.count):
                 remove(self._item_path(key_bytes), durability="atomic", missing_ok=True)
             if self._durability == "durable":
                 fsync_dir(self._db_path)
-            self._index.rebuild_now(writer)
+            self._index.rebuild_now(writer, applied=self._applied())
 
     # -- context manager ---------------------------------------------------------------
 

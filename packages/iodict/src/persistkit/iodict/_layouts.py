@@ -91,7 +91,8 @@ class NotAnItemError(Exception):
     """The name is not (or no longer) a regular item file."""
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
+    """Read an open file to its end (its size may change while it is read)."""
     size = os.fstat(fd).st_size
     first = os.read(fd, size + 1)
     if len(first) <= size:
@@ -242,7 +243,7 @@ class XattrLayout:
         fd = open_item(path)
         try:
             stored = _getxattr(fd, KEY_ATTR)
-            data = _read_all(fd)
+            data = read_all(fd)
         finally:
             os.close(fd)
         if stored is None:
@@ -281,7 +282,7 @@ class HeaderLayout:
         """Return the encoded value of the item at ``path``, checking its key."""
         fd = open_item(path)
         try:
-            data = _read_all(fd)
+            data = read_all(fd)
         finally:
             os.close(fd)
         key, _, end = parse_header(path, data)

@@ -25,7 +25,7 @@ import itertools
 import os
 import secrets
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from persistkit.core import FileLock, make_dirs, sweep
 from persistkit.iodict._index_files import (
@@ -40,6 +40,7 @@ from persistkit.iodict._index_files import (
     open_view,
     write_index,
 )
+from persistkit.iodict._journal_records import Entry
 from persistkit.iodict._layouts import Layout
 from persistkit.iodict._rebuild import FolderStamp, Rebuilt, rebuild
 from persistkit.iodict.errors import KeylessItemsWarning
@@ -71,7 +72,12 @@ class OrderIndex:
     """
 
     def __init__(
-        self, directory: str, layout: Callable[[], Layout], boot: bytes, lock_path: str
+        self,
+        directory: str,
+        layout: Callable[[], Layout],
+        boot: bytes,
+        lock_path: str,
+        overlay: Callable[[], Mapping[bytes, Entry] | None] = lambda: None,
     ) -> None:
         self._directory = directory
         self._layout = layout
@@ -82,6 +88,8 @@ class OrderIndex:
         self._writable = False
         self._memory: tuple[IndexView, Rebuilt] | None = None
         self._damaged = -1
+        self._overlay_source = overlay
+        self.rebuilt = False
         self._reader_lock = FileLock.for_path(lock_path, shared=True, create=False)
 
     # -- views -------------------------------------------------------------------------
@@ -140,6 +148,11 @@ class OrderIndex:
             return memory_view, memory_view.state()
         return None
 
+    def files_current(self) -> bool:
+        """Whether the index files on disk describe the folder now (a cheap check)."""
+        view = self._file_view()
+        return view is not None and self._trusted(view, FolderStamp.of(self._directory)) is not None
+
     def current(self) -> tuple[IndexView, State]:
         """Return a view and state that describe the folder now; never writes.
 
@@ -154,7 +167,7 @@ class OrderIndex:
             found = self._look()
             if found is not None:
                 return found
-            rebuilt = self._rebuild(self._file_view())
+            rebuilt = self._rebuild(self._file_view(), overlay=self._overlay_source())
             memory_view = IndexView(rebuilt.order, rebuilt.keys)
             self._memory = (memory_view, rebuilt)
             return memory_view, memory_view.state()
@@ -170,45 +183,108 @@ class OrderIndex:
         self._memory = None
         return self.current()
 
-    def _rebuild(self, old: IndexView | None) -> Rebuilt:
+    def _rebuild(
+        self,
+        old: IndexView | None,
+        *,
+        applied: int = 0,
+        overlay: Mapping[bytes, Entry] | None = None,
+    ) -> Rebuilt:
         layout = self._layout()
         try:
-            rebuilt = rebuild(self._directory, layout, old, boot=self._boot)
+            rebuilt = rebuild(
+                self._directory, layout, old, boot=self._boot, applied=applied, overlay=overlay
+            )
         except DamagedIndexError:
-            rebuilt = rebuild(self._directory, layout, None, boot=self._boot)
+            rebuilt = rebuild(
+                self._directory, layout, None, boot=self._boot, applied=applied, overlay=overlay
+            )
         _warn_keyless(self._directory, rebuilt.keyless)
         return rebuilt
 
     # -- writing (the caller holds the store lock) -------------------------------------
 
-    def writer(self) -> IndexWriter:
+    def writer(
+        self,
+        *,
+        journal_start: int | None = None,
+        journal_end: int = 0,
+        recover: Callable[[int | None], None] = lambda after: None,
+    ) -> IndexWriter:
         """Return a writer on index files that describe the folder now, rebuilding if needed.
 
         The caller holds the store's exclusive lock and later calls `commit`.
+
+        Args:
+            journal_start: where the store's journal starts (None: no journal).
+            journal_end: where it ends.
+            recover: replays the journal into the items, from a position (or all of it for
+                None); called before a rebuild. In the boot the index was written in, only
+                records after the index's ``applied`` position can be missing from the items
+                (a writer died between journaling and indexing); after a reboot, or with no
+                readable index, any record can be (the items were published unflushed).
+
+        Sets `rebuilt` when the index had to be rebuilt.
         """
         folder = FolderStamp.of(self._directory)
         view = self._file_view(writable=True)
-        if view is None or self._trusted(view, folder) is None:
+        state = None if view is None else self._trusted(view, folder)
+        applied = state.applied if state is not None else self._applied(view)
+        pending = journal_start is not None and (
+            applied is None or journal_end > max(applied, journal_start)
+        )
+        if state is None or pending:
             if not os.path.isdir(self._folder):
                 make_dirs(self._folder, durability="atomic")
-                folder = FolderStamp.of(self._directory)
-            if self._memory is not None and self._memory[1].folder == folder:
+            if journal_start is not None:
+                recover(None if applied is None else max(applied, journal_start))
+            folder = FolderStamp.of(self._directory)
+            # A reader's rebuild can be written as it is only where no journal is involved
+            # (it records no journal position, and may hold journal entries as overlay).
+            if (
+                self._memory is not None
+                and self._memory[1].folder == folder
+                and journal_start is None
+            ):
                 rebuilt = self._memory[1]
             else:
-                rebuilt = self._rebuild(view)
+                rebuilt = self._rebuild(view, applied=journal_end)
             write_index(self._directory, rebuilt.order, rebuilt.keys)
             sweep(self._folder)
             self._memory = None
+            self.rebuilt = True
             view = self._file_view(writable=True)
             if view is None:
                 raise DamagedIndexError("the index just written cannot be opened")
-        assert self._view_fds is not None
+        assert view is not None  # trusted, or just written and opened
+        assert self._view_fds is not None  # set together with the view
         return IndexWriter(view, *self._view_fds)
 
-    def commit(self, writer: IndexWriter) -> None:
-        """Record the writer's changes with the folder's current times; compact if due."""
+    def replay_point(self) -> int | None:
+        """Where the journal's records may stop being in the items: None for anywhere.
+
+        In the boot the index was written in, only records after its ``applied`` position
+        can be missing (a writer died between journaling and indexing); after a reboot, or
+        without a readable index, any record can be (items are published unflushed).
+        """
+        return self._applied(self._file_view())
+
+    def _applied(self, view: IndexView | None) -> int | None:
+        """The journal position an untrusted index recorded, if it is from this boot."""
+        if view is None or view.head.boot != self._boot:
+            return None
+        try:
+            return view.state().applied
+        except DamagedIndexError:
+            return None
+
+    def commit(self, writer: IndexWriter, *, applied: int = 0) -> None:
+        """Record the writer's changes with the folder's current times; compact if due.
+
+        ``applied`` is the end of the store's journal the items now reflect.
+        """
         folder = FolderStamp.of(self._directory)
-        writer.commit(folder.mtime_ns, folder.ctime_ns)
+        writer.commit(folder.mtime_ns, folder.ctime_ns, applied)
         if writer.wants_compaction:
             self._compact(writer, folder)
 
@@ -225,13 +301,13 @@ class OrderIndex:
                 list(itertools.compress(chunk.keys(), live)),
                 list(itertools.compress(stamps, live)),
             )
-        order, keys = builder.finish(folder.mtime_ns, folder.ctime_ns)
+        order, keys = builder.finish(folder.mtime_ns, folder.ctime_ns, state.applied)
         write_index(self._directory, order, keys)
         self._drop_view()
 
-    def rebuild_now(self, writer: IndexWriter) -> None:
+    def rebuild_now(self, writer: IndexWriter, *, applied: int = 0) -> None:
         """Rebuild the index on disk from the items (after `IODict.clear`)."""
-        rebuilt = self._rebuild(writer.view)
+        rebuilt = self._rebuild(writer.view, applied=applied)
         write_index(self._directory, rebuilt.order, rebuilt.keys)
         self._drop_view()
         self._memory = None

@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from persistkit.iodict._index_files import (
@@ -30,6 +31,7 @@ from persistkit.iodict._index_files import (
     IndexView,
     StampKey,
 )
+from persistkit.iodict._journal_records import SET, Entry
 from persistkit.iodict._keys import NAME_PATTERN
 from persistkit.iodict._layouts import Layout, NotAnItemError, Stamp
 
@@ -171,19 +173,44 @@ def _merge(
     builder.add_run(extra_keys[pending:], extra_stamps[pending:])
 
 
-def rebuild(directory: str, layout: Layout, old: IndexView | None, *, boot: bytes) -> Rebuilt:
+def rebuild(
+    directory: str,
+    layout: Layout,
+    old: IndexView | None,
+    *,
+    boot: bytes,
+    applied: int = 0,
+    overlay: Mapping[bytes, Entry] | None = None,
+) -> Rebuilt:
     """Build a new index of the store at ``directory`` from its items (and ``old``).
 
     The folder is stat'ed before it is listed: a change made while this runs leaves the
     folder newer than the index, so the next check rebuilds again rather than trusting it.
+
+    Args:
+        directory: the store folder.
+        layout: how its items are laid out.
+        old: the previous index, if any (its slots keep their places).
+        boot: the current boot's tag.
+        applied: the journal end the items reflect, recorded in the new index.
+        overlay: for a reader that cannot replay the journal: the last journal entry of each
+            key, which wins over the folder (a set adds the key at its stamp, a delete
+            removes it).
 
     Raises:
         DamagedIndexError: ``old`` turned out unusable midway (the caller retries without).
     """
     folder = FolderStamp.of(directory)
     present = _item_names(directory)
+    journaled: list[tuple[StampKey, bytes]] = []
+    for key, entry in (overlay or {}).items():
+        present.discard(_name(key))
+        if entry.kind == SET:
+            journaled.append((entry.stamp.sort_key(), key))
     keep, dead = _mark_old(old, present)
     extra, keyless = _read_remaining(directory, layout, present, dead)
+    if journaled:
+        extra = sorted(extra + journaled)
     builder = IndexBuilder(
         Head(secrets.randbits(63), folder.device, folder.inode, boot, len(keyless))
     )
@@ -192,5 +219,5 @@ def rebuild(directory: str, layout: Layout, old: IndexView | None, *, boot: byte
     except ValueError as error:
         # The old slots were out of stamp order or changed under us: start from the items.
         raise DamagedIndexError(f"cannot reuse the old index: {error}") from error
-    order, keys = builder.finish(folder.mtime_ns, folder.ctime_ns)
+    order, keys = builder.finish(folder.mtime_ns, folder.ctime_ns, applied)
     return Rebuilt(order, keys, folder, keyless)
