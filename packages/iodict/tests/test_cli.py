@@ -32,10 +32,11 @@ def test_shows_counts_layout_and_order_and_changes_nothing(
     before = snapshot_tree(store_path)
     result = persistkit_command("iodict", str(store_path))
     assert result.returncode == 0, result.stderr
-    assert "items    5" in result.stdout
-    assert "layout   xattr, pickle values" in result.stdout
-    assert "order    first 'first', last 'last'" in result.stdout
-    assert "index    current" in result.stdout
+    lines = [line.split(None, 1) for line in result.stdout.splitlines()]
+    assert ["items", "5"] in lines
+    assert ["layout", "xattr, pickle values"] in lines
+    assert ["order", "first 'first', last 'last'"] in lines
+    assert ["index", "current"] in lines
     keys = persistkit_command("iodict", str(store_path), "--keys")
     assert keys.stdout.splitlines()[-5:] == ["'first'", "b'raw'", "7", "('t', 1)", "'last'"]
     assert snapshot_tree(store_path) == before
@@ -45,6 +46,7 @@ def test_json_output_and_keys(store_path: Path, persistkit_command: Run) -> None
     result = persistkit_command("iodict", str(store_path), "--json", "--keys")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
+    assert document["command"] == "iodict" and document["ok"] is True
     assert document["items"] == 5 and document["layout"] == "xattr"
     assert document["format"] == "pickle" and document["keyless"] == 0
     assert document["first"] == "first" and document["last"] == "last"
@@ -71,15 +73,24 @@ def test_lost_keys_are_a_problem_reported_by_name(
     os.removexattr(victim, "user.key")  # as a copy without xattrs would have it
     result = persistkit_command("iodict", str(store_path))
     assert result.returncode == 1
-    assert "keyless  1 item file(s) whose key is lost" in result.stdout
-    checked = persistkit_command("iodict", str(store_path), "--check")
-    assert checked.returncode == 1 and str(victim) in checked.stdout
+    assert "problem: 1 item file(s) whose key is lost" in result.stderr
+    checked = persistkit_command("iodict", str(store_path), "--check", "--json")
+    assert checked.returncode == 1
+    document = json.loads(checked.stdout)
+    assert document["ok"] is False and document["keyless_files"] == [str(victim)]
     assert victim.exists()
 
 
-@pytest.mark.parametrize("what", ["missing", "empty", "file"])
+@pytest.mark.parametrize(
+    ("what", "said"),
+    [
+        ("missing", "no such file or folder"),
+        ("empty", "no IODict here"),
+        ("file", "not an IODict: it is a file"),
+    ],
+)
 def test_no_store_is_a_one_line_error_and_nothing_is_created(
-    tmp_path: Path, persistkit_command: Run, what: str
+    tmp_path: Path, persistkit_command: Run, what: str, said: str
 ) -> None:
     target = tmp_path / "target"
     if what == "empty":
@@ -90,7 +101,7 @@ def test_no_store_is_a_one_line_error_and_nothing_is_created(
     result = persistkit_command("iodict", str(target))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("persistkit: ")
-    assert "no IODict here" in result.stderr
+    assert said in result.stderr
     assert snapshot_tree(tmp_path) == before
 
 
