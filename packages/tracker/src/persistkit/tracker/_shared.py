@@ -339,7 +339,20 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
     # -- syncing ------------------------------------------------------------------------------
 
     def sync(self) -> None:
-        """Make every change this process shared durable: one flush, shared with others."""
+        """Make every change this process shared durable: one flush, shared with others.
+
+        When it returns, every change this process made through the store survives power
+        loss (with ``durability="durable"``).
+        """
+        if self._closed:
+            raise ClosedStoreError(f"the SharedPOD on {self.path!r} was closed")
+        if self._depth() == 0 and not self._state.change_count():
+            # Every change is shared already (outside `locked` nothing is left pending):
+            # flushing needs no lock, so it can be shared with the processes that hold it.
+            if self._options["durability"] == "durable":
+                self._state.flush()
+                self._undurable_keys = 0
+            return
         self.lock()
         self._release(flush=True)
 
