@@ -110,6 +110,27 @@ def test_blocking_get_wakes_on_put_from_thread(tmp_path: Path) -> None:
     assert got == ["hello"]
 
 
+def test_two_threads_waiting_on_one_queue_object_both_wake(tmp_path: Path) -> None:
+    q: DurableQueue[str] = DurableQueue(tmp_path / "q", durability="atomic")
+    q.put("first")
+    assert q.get() == "first"  # the folder exists: the waiters watch it with inotify
+    got: list[str] = []
+    waiting = threading.Barrier(3)
+
+    def consumer() -> None:
+        waiting.wait()
+        got.append(q.get(timeout=60))
+
+    threads = [threading.Thread(target=consumer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    waiting.wait()
+    DurableQueue(tmp_path / "q", durability="atomic").put_many(["a", "b"])
+    for thread in threads:
+        thread.join()
+    assert sorted(got) == ["a", "b"]
+
+
 def _put_later(path: str, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
     ready.wait()
     DurableQueue(path).put("from another process")

@@ -24,6 +24,7 @@ import contextlib
 import math
 import os
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -212,7 +213,8 @@ class DurableQueue(Generic[T]):
         self._seen = -1
         self._alive: dict[str, tuple[bool | None, float]] = {}
         self._tidied_at = -1
-        self._watch: DirectoryWatch | None = None
+        # One watch per thread: a watch is for one waiter (its events are consumed by it).
+        self._watches = threading.local()
         self._closed = False
 
     @property
@@ -499,16 +501,17 @@ class DurableQueue(Generic[T]):
         # Journal appends are writes to a hidden file, hence "changed" and hidden=True. A
         # folder that does not exist yet is polled (waiting must not create it).
         exists = os.path.isdir(self._directory)
-        if self._watch is None or (self._watch.kind == "poll" and exists):
-            if self._watch is not None:
-                self._watch.close()
-            self._watch = DirectoryWatch(
+        watch: DirectoryWatch | None = getattr(self._watches, "watch", None)
+        if watch is None or (watch.kind == "poll" and exists):
+            if watch is not None:
+                watch.close()
+            watch = self._watches.watch = DirectoryWatch(
                 self._directory,
                 kind="auto" if exists else "poll",
                 events=("added", "changed"),
                 hidden=True,
             )
-        return self._watch
+        return watch
 
     def _wait(self, watch: DirectoryWatch, deadline: float | None) -> None:
         timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
@@ -913,10 +916,12 @@ class DurableQueue(Generic[T]):
         item and the directory; delete the directory yourself if that is what you want.
         """
         self._closed = True
-        for resource in (self._watch, self._journal, self._reader):
+        watch = getattr(self._watches, "watch", None)
+        for resource in (watch, self._journal, self._reader):
             if resource is not None:
                 resource.close()
-        self._watch = self._journal = self._reader = None
+        self._watches = threading.local()
+        self._journal = self._reader = None
 
     def __enter__(self) -> DurableQueue[T]:
         return self
