@@ -142,16 +142,7 @@ def test_queue_operations(tmp_path: Path, operation: str, after: list[str] | Non
         names = sorted(os.listdir(directory))
         assert all(name.startswith(".persistkit-queue.") for name in names), names
         kinds = sorted(name.split(".")[2] for name in names)
-        assert kinds == [
-            "head",
-            "items",
-            "journal",
-            "journal-shm",
-            "json",
-            "leases",
-            "tail",
-            "taken",
-        ], names
+        assert kinds == ["items", "journal", "journal-shm", "json", "leases", "state"], names
 
     crash_at_every_call(run, setup=lambda: _reset_queue(directory, before), check=check)
     assert 0 in seen and len(allowed) - 1 in seen

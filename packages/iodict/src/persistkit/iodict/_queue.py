@@ -82,6 +82,17 @@ def _now_ms() -> int:
     return math.floor(time.time() * 1000)
 
 
+def _replay_from(covered: int | None, journal: Journal) -> int:
+    """Where replay starts: after what the checkpoint covers, or at the journal's start.
+
+    The checkpoint's position is past the start when a crash came between writing the
+    state file and recycling the journal: the records in between are in the files already.
+    """
+    if covered is None or not journal.start <= covered <= journal.end:
+        return journal.start
+    return covered
+
+
 def _check_seconds(name: str, value: float) -> float:
     if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
         raise InvalidArgumentError(f"{name} must be a number of seconds >= 0, not {value!r}")
@@ -238,7 +249,7 @@ class DurableQueue(Generic[T]):
                 return False
             counters = self._files.counters()
             waiting = counters is not None and counters[0] < counters[1]
-            if not (waiting or self._legacy_pending or self._files.load().leases):
+            if not (waiting or self._legacy_pending or self._files.load()[0].leases):
                 return False
         make_dirs(self._directory, durability=self._durability)
         self._journal = Journal(self._journal_path, size=_JOURNAL_SIZE)
@@ -252,7 +263,7 @@ class DurableQueue(Generic[T]):
         user_lock = self._user_lock if self._user_lock is not None else contextlib.nullcontext()
         with user_lock, journal.lock():
             if not self._set_up:
-                self._codec = self._files.set_up(self._format, self._codec)
+                self._codec = self._files.set_up(self._format, self._codec, journal.start)
                 self._set_up = True
             self._catch_up(journal)
             if self._legacy_pending:
@@ -261,8 +272,8 @@ class DurableQueue(Generic[T]):
 
     def _catch_up(self, journal: Journal) -> None:
         if self._seen < journal.start:  # first use, or another process checkpointed
-            self._state = self._files.load()
-            self._seen = journal.start
+            self._state, covered = self._files.load()
+            self._seen = _replay_from(covered, journal)
         if journal.end == self._seen:  # nobody appended since our last look: no read at all
             return
         for record in journal.records(after=self._seen):
@@ -304,7 +315,7 @@ class DurableQueue(Generic[T]):
         journal = self._journal
         assert journal is not None
         with self._locked() as state:
-            self._files.checkpoint(state)
+            self._files.checkpoint(state, journal.end)
             journal.recycle(upto=journal.end)
             self._seen = journal.start
 
@@ -579,19 +590,29 @@ class DurableQueue(Generic[T]):
             return
         deadline = self._deadline(block, timeout)
         self._open_journal(create=True)
+        journal = self._journal
+        assert journal is not None
+        if not self._set_up or self._legacy_pending:
+            with self._locked():  # set up, and iodict 0.0.8's items numbered first
+                pass
+        if self._codec is not codec:  # another process recorded the format first
+            codec = self._codec
+            payloads = [codec.dumps(item) for item in items]
+        record = put_record(payloads)
+        if not (bounded and self.maxsize):
+            # Items are numbered when the record is applied, so putting reads nothing: one
+            # append (the journal's own lock) and the shared flush.
+            user_lock = self._user_lock if self._user_lock is not None else contextlib.nullcontext()
+            with user_lock:
+                end = journal.append(record)
+            self._finish(_Done(end=end))
+            return
         watch: DirectoryWatch | None = None
         while True:
             with self._locked() as state:
-                if self._codec is not codec:  # another process recorded the format first
-                    codec = self._codec
-                    payloads = [codec.dumps(item) for item in items]
-                if (
-                    not bounded
-                    or not self.maxsize
-                    or state.tail - state.head - state.leased_between(state.head, state.tail)
-                    < self.maxsize
-                ):
-                    end = self._append(put_record(state.tail, payloads))
+                waiting = state.tail - state.head - state.leased_between(state.head, state.tail)
+                if waiting < self.maxsize:
+                    end = self._append(record)
                     break
             if not block or (deadline is not None and time.monotonic() >= deadline):
                 raise queue.Full
@@ -796,7 +817,7 @@ class DurableQueue(Generic[T]):
         self._open_journal(create=True)
         with self._locked() as state:
             new_id = state.tail
-            end = self._append(put_record(new_id, [data]))
+            end = self._append(put_record([data]))
         self._finish(_Done(end=end, remove=[source, reason_path(self._dead, number)]))
         return new_id
 
@@ -821,14 +842,14 @@ class DurableQueue(Generic[T]):
         if not os.path.isdir(self._directory):
             return 0, 0
         if not os.path.exists(self._journal_path):
-            return self._count(self._files.load())
+            return self._count(self._files.load()[0])
         if self._reader is None:
             self._reader = Journal(self._journal_path, readonly=True)
         # Under the journal's shared lock no checkpoint can change the files between
         # reading them and reading the records.
         with self._reader.lock():
-            state = self._files.load()
-            for record in self._reader.records():
+            state, covered = self._files.load()
+            for record in self._reader.records(after=_replay_from(covered, self._reader)):
                 state.apply(record.data, where=self._journal_path)
             return self._count(state)
 

@@ -1,25 +1,28 @@
 """A queue's files: the last checkpoint of its state, read, set up and written.
 
 Between checkpoints the journal holds every change; the files change only when the queue is
-set up (markers and the format record created, a persistkit 0.1 queue converted) and at a
-checkpoint, which writes the state a journal replay reached and then lets the journal
-recycle. See `persistkit.iodict._queue_names` for the layout.
+set up (the state file and the format record created, a persistkit 0.1 queue converted) and
+at a checkpoint, which writes the state a journal replay reached, with the journal position
+it covers, and then lets the journal recycle. See `persistkit.iodict._queue_names` for the layout.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 from persistkit.core import (
     Batch,
     Codec,
+    CorruptFileError,
     Durability,
     fsync_dir,
     make_dirs,
     remove,
     resolve_format,
     sweep,
+    write_bytes,
 )
 from persistkit.iodict._layouts import NotAnItemError, open_item
 from persistkit.iodict._leases import lease_path, list_leases
@@ -36,6 +39,7 @@ from persistkit.iodict._queue_names import (
     LEASES_NAME,
     LEGACY_MAP_NAME,
     OLD_DONE_KIND,
+    STATE_NAME,
     Markers,
     item_name,
     parse_item_name,
@@ -104,13 +108,32 @@ class QueueFiles:
 
     # -- reading the checkpoint --------------------------------------------------------
 
-    def counters(self) -> tuple[int, int, int] | None:
-        """Return head, tail and taken from the markers; None when there are none yet.
+    def _read_state_file(self) -> tuple[int, int, int, int] | None:
+        """Return head, tail, taken and the journal position of the state file, if any."""
+        path = os.path.join(self.directory, STATE_NAME)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            document = json.loads(data)
+            values = tuple(int(document[key]) for key in ("head", "tail", "taken", "journal"))
+        except (ValueError, KeyError, TypeError) as error:
+            raise CorruptFileError(path, f"{type(error).__name__}: {error}") from error
+        head, tail, taken, position = values
+        return head, tail, taken, position
 
-        A queue without markers (iodict 0.0.8's, or made by hand) gets what a set-up would
-        give it, computed from the item files; a persistkit 0.1 ``done`` marker counts as
-        ``taken = head - done``.
+    def counters(self) -> tuple[int, int, int] | None:
+        """Return head, tail and taken of the last checkpoint; None when there is none.
+
+        A queue without a state file is read as persistkit 0.1 left it: from its marker
+        files (a ``done`` marker counts as ``taken = head - done``), or, without markers
+        (iodict 0.0.8's, or made by hand), from the item files.
         """
+        recorded = self._read_state_file()
+        if recorded is not None:
+            return recorded[:3]
         head, tail, taken = (self.markers.get(kind) for kind in KINDS)
         if head is None or tail is None or taken is None:
             numbers = self.item_numbers()
@@ -123,30 +146,53 @@ class QueueFiles:
                 taken = max(head - (head if done is None else done), 0)
         return head, tail, taken
 
-    def load(self) -> QueueState:
-        """Read the last checkpoint (reads only)."""
-        counters = self.counters() or (0, 0, 0)
-        head, tail, taken = counters
-        return QueueState(
+    def load(self) -> tuple[QueueState, int | None]:
+        """Read the last checkpoint (reads only).
+
+        Returns:
+            The state, and the journal position it covers: replay the records after it
+            (None for a queue that has no state file yet: replay them all).
+        """
+        recorded = self._read_state_file()
+        head, tail, taken = recorded[:3] if recorded is not None else self.counters() or (0, 0, 0)
+        state = QueueState(
             head=head,
             tail=tail,
             taken=taken,
             leases=list_leases(self.leases),
             legacy=read_legacy_map(self.directory),
         )
+        return state, None if recorded is None else recorded[3]
+
+    def _write_state_file(self, state: QueueState, position: int) -> None:
+        document = {
+            "store": "persistkit-queue",
+            "head": state.head,
+            "tail": state.tail,
+            "taken": state.taken,
+            "journal": position,
+        }
+        write_bytes(
+            os.path.join(self.directory, STATE_NAME),
+            (json.dumps(document) + "\n").encode(),
+            durability=self._durability,
+            follow_symlinks=False,
+        )
 
     # -- setting up --------------------------------------------------------------------
 
-    def set_up(self, format: Any, codec: Codec) -> Codec:
+    def set_up(self, format: Any, codec: Codec, position: int) -> Codec:
         """Create what a writer needs, convert a 0.1 queue; return the queue's codec.
 
-        Creates the item and lease folders and one marker of each kind (the highest is
-        kept where a power cut during a rename left two), records the format, and removes
-        temporary files of dead writers. The caller holds the journal's lock.
+        Creates the item and lease folders and the state file (a queue written by
+        persistkit 0.1 gets its markers' counters, and its markers are removed once the
+        state file is durable), records the format, and removes temporary files of dead
+        writers. The caller holds the journal's lock.
 
         Args:
             format: what the caller passed as ``format=`` (None: as recorded).
             codec: the codec chosen when the queue was opened.
+            position: the journal's start, which a new state file covers.
 
         Raises:
             LayoutError: the recorded format contradicts ``format``, or a 0.1 queue's format
@@ -154,7 +200,15 @@ class QueueFiles:
         """
         make_dirs(self.items, durability=self._durability)
         make_dirs(self.leases, durability=self._durability)
-        self._fix_markers()
+        if self._read_state_file() is None:
+            state, _ = self.load()
+            self._write_state_file(state, position)
+            found = self.markers.scan()
+            for kind, values in found.items():
+                for value in values:
+                    remove(self.markers.path(kind, value), durability="atomic")
+            if any(found.values()) and self._durability == "durable":
+                fsync_dir(self.directory)
         stored = read_queue_format(self.directory)
         if stored is None:
             if format is None:
@@ -165,30 +219,8 @@ class QueueFiles:
         sweep(self.directory)
         return codec
 
-    def _fix_markers(self) -> None:
-        found = self.markers.scan()
-        if all(found[kind] for kind in KINDS) and not found[OLD_DONE_KIND]:
-            for kind in KINDS:
-                if len(found[kind]) > 1:
-                    break
-            else:
-                return
-        head, tail, taken = self.counters() or (0, 0, 0)
-        for kind, value in zip(KINDS, (head, tail, taken), strict=True):
-            present = found[kind]
-            if not present:
-                self.markers.create(kind, value)
-            for stale in present:
-                if stale != max(present):
-                    remove(self.markers.path(kind, stale), durability="atomic", missing_ok=True)
-        # The taken marker exists now, so dropping done cannot lose the count.
-        for done in found[OLD_DONE_KIND]:
-            remove(self.markers.path(OLD_DONE_KIND, done), durability="atomic", missing_ok=True)
-        if self._durability == "durable":
-            fsync_dir(self.directory)
-
     def _guess_format(self) -> str:
-        state = self.load()
+        state, _ = self.load()
         for item in range(state.head, state.tail):
             found = self.payload(state, item)
             if found is None:
@@ -204,12 +236,14 @@ class QueueFiles:
 
     # -- checkpoint --------------------------------------------------------------------
 
-    def checkpoint(self, state: QueueState) -> None:
-        """Write ``state`` to the files (the caller holds the lock and then recycles).
+    def checkpoint(self, state: QueueState, position: int) -> None:
+        """Write ``state``, as of journal ``position``, to the files (lock held).
 
-        In an order that a crash anywhere leaves replayable: the pending items and the
-        leases are written durably first (one `Batch`), then the adopted-items record and
-        the markers (durably); only then are the files of items that left removed.
+        In an order that a crash anywhere leaves replayable from the state file's position:
+        the pending items and the leases are written durably first (one `Batch`), then the
+        adopted-items record, then the state file (durably: from here on it covers
+        ``position``); only then are the files of items that left removed. The caller
+        recycles the journal afterwards.
         """
         on_disk = list_leases(self.leases)
         with Batch(durability=self._durability) as batch:
@@ -226,10 +260,7 @@ class QueueFiles:
             fsync_dir(self.leases)
         legacy = {item: name for item, name in state.legacy.items() if item not in state.gone}
         self._write_legacy(legacy)
-        for kind, value in zip(KINDS, (state.head, state.tail, state.taken), strict=True):
-            self.markers.advance(kind, self.markers.require(kind), value, "atomic")
-        if self._durability == "durable":
-            fsync_dir(self.directory)
+        self._write_state_file(state, position)
         for item in state.gone:
             remove(self.item_path(item), durability="atomic", missing_ok=True)
             name = state.legacy.get(item)

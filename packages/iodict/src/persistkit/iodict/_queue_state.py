@@ -8,7 +8,9 @@ that changes it states outright.
 
 Records (one byte of type, then big-endian fields):
 
-- ``P`` first, count, then count x (length, payload): items put (``put_many`` is one).
+- ``Q`` count, then count x (length, payload): items put (``put_many`` is one). They get the
+  next numbers at the tail when the record is applied: a producer appends without reading
+  anything, and replay from the checkpoint's position numbers them the same way again.
 - ``G`` item, head, taken: `get` took the item (the head or a given-back one).
 - ``L`` item, head, tries, deadline (ms), owner: the item is leased (claim, re-claim,
   nack with an empty owner, renew).
@@ -29,7 +31,7 @@ from persistkit.core import CorruptFileError
 from persistkit.iodict._leases import Lease
 
 _U32 = struct.Struct(">I")
-_PUT = struct.Struct(">QI")
+_ADOPT = struct.Struct(">QI")
 _TAKE = struct.Struct(">QQQ")
 _LEASE = struct.Struct(">QQIQ")
 _ONE = struct.Struct(">Q")
@@ -50,9 +52,9 @@ def _unsized(data: bytes, offset: int, count: int) -> list[bytes]:
     return parts
 
 
-def put_record(first: int, payloads: list[bytes]) -> bytes:
-    """Items ``first``, ``first + 1``... hold ``payloads``."""
-    return b"P" + _PUT.pack(first, len(payloads)) + _sized(payloads)
+def put_record(payloads: list[bytes]) -> bytes:
+    """``payloads`` join the queue at its tail, in order."""
+    return b"Q" + _U32.pack(len(payloads)) + _sized(payloads)
 
 
 def take_record(item: int, head: int, taken: int) -> bytes:
@@ -91,7 +93,7 @@ def task_done_record(taken: int) -> bytes:
 
 def adopt_record(first: int, names: list[str]) -> bytes:
     """Items ``first``, ``first + 1``... are the iodict 0.0.8 files ``names``."""
-    return b"M" + _PUT.pack(first, len(names)) + _sized([name.encode() for name in names])
+    return b"M" + _ADOPT.pack(first, len(names)) + _sized([name.encode() for name in names])
 
 
 @dataclass
@@ -146,15 +148,10 @@ class QueueState:
         handler(self, data[1:])
 
     def _put(self, body: bytes) -> None:
-        first, count = _PUT.unpack_from(body)
-        for offset, payload in enumerate(_unsized(body, _PUT.size, count)):
-            item = first + offset
-            if item >= self.head or item in self.leases:
-                self.pending[item] = payload
-                self.gone.discard(item)
-            else:  # replayed over a checkpoint that already saw it leave
-                self._leave(item)
-        self.tail = max(self.tail, first + count)
+        (count,) = _U32.unpack_from(body)
+        for payload in _unsized(body, _U32.size, count):
+            self.pending[self.tail] = payload
+            self.tail += 1
 
     def _take(self, body: bytes) -> None:
         item, head, taken = _TAKE.unpack_from(body)
@@ -188,8 +185,8 @@ class QueueState:
         self.taken = _ONE.unpack_from(body)[0]
 
     def _adopt(self, body: bytes) -> None:
-        first, count = _PUT.unpack_from(body)
-        for offset, name in enumerate(_unsized(body, _PUT.size, count)):
+        first, count = _ADOPT.unpack_from(body)
+        for offset, name in enumerate(_unsized(body, _ADOPT.size, count)):
             self.legacy[first + offset] = name.decode("ascii")
         self.tail = max(self.tail, first + count)
 
@@ -199,7 +196,7 @@ class QueueState:
 
 
 _HANDLERS: dict[bytes, Callable[[QueueState, bytes], None]] = {
-    b"P": QueueState._put,
+    b"Q": QueueState._put,
     b"G": QueueState._take,
     b"L": QueueState._lease,
     b"A": QueueState._ack,
