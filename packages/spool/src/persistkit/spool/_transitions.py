@@ -107,13 +107,16 @@ class Transitions:
         Raises:
             FileNotFoundError: ``path`` is gone (the lease was taken over).
         """
+        if not self._durable:
+            # Atomic moves are single renames: a message never has two names to clean up.
+            remove(path, durability="atomic")
+            return
         info = os.lstat(path)
         remove(path, durability="atomic")
         folders = {_parent(path), self._dirs["new"]}
         if info.st_nlink > 1:
             folders |= self._remove_other_names(path, info, keep=None)
-        if self._durable:
-            _sync(folders)
+        _sync(folders)
 
     def _link_then_remove(self, source: str, target: str) -> None:
         if self._links:
