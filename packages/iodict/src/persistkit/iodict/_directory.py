@@ -93,6 +93,11 @@ class StoreLock:
         self._file_lock = FileLock(lock_path)
         self._user_lock = user_lock
 
+    def close(self) -> None:
+        """Close the lock file if the lock is not held (it reopens on the next write)."""
+        if not self._file_lock.is_locked:
+            self._file_lock.close()
+
     def __enter__(self) -> StoreLock:
         if self._user_lock is not None:
             self._user_lock.__enter__()

@@ -29,6 +29,7 @@ All integers are little-endian.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import operator
@@ -377,7 +378,8 @@ class IndexView:
 
     def __del__(self) -> None:
         if getattr(self, "_order", b"") != b"":
-            self.close()
+            with contextlib.suppress(OSError):  # a file system gone away (ENOTCONN)
+                self.close()
 
     def state(self) -> State:
         """Read and check the state block.

@@ -868,12 +868,15 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
     # -- context manager ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the order index files this object holds open; the data stays.
+        """Close the files this object holds open (index, journal, lock); the data stays.
 
-        The object stays usable: it opens them again when next needed. (The store's lock
-        file stays open in a process that wrote: it is shared by every store object.)
+        The object stays usable: it opens them again when next needed.
         """
         self._index.close()
+        self._lock.close()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     def __enter__(self) -> IODict[KT, VT]:
         return self
