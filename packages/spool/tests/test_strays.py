@@ -8,6 +8,7 @@ never deletes them either.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -108,15 +109,20 @@ def test_a_message_swapped_for_a_symlink_after_the_claim_is_not_followed(spool, 
         message.open()
 
 
-def test_the_command_lists_strays_and_changes_nothing(spool, secret, persistkit_command):
+def test_the_command_lists_strays_as_problems_and_changes_nothing(
+    spool, secret, persistkit_command
+):
     planted = plant_strays(spool, secret)
     spool.deliver(b"waiting")
     before = snapshot_tree(spool.path)
     result = persistkit_command("spool", spool.path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # strays need someone's attention
     assert snapshot_tree(spool.path) == before
-    lines = result.stdout.splitlines()
-    assert "new   1" in lines
-    assert "cur   0" in lines
+    counts = dict(line.split() for line in result.stdout.splitlines()[1:])
+    assert (counts["new"], counts["cur"]) == ("1", "0")
     for path in planted:
-        assert any(os.path.relpath(path, spool.path) in line for line in lines)
+        assert os.path.relpath(path, spool.path) in result.stderr
+    document = json.loads(persistkit_command("spool", spool.path, "--json").stdout)
+    assert document["areas"]["new"] == 1
+    assert {stray["path"]: stray["what"] for stray in document["strays"]} == spool.strays()
+    assert snapshot_tree(spool.path) == before

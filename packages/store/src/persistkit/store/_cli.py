@@ -1,19 +1,19 @@
-"""``persistkit store PATH``: print a store's value as JSON, without changing anything."""
+"""``persistkit store FILE``: print a store's value, without changing anything."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 from typing import Any
 
-from persistkit.core import read_value
+from persistkit.core import cli, read_value
 
 
-def register(commands: Any) -> None:
+def register(commands: cli.Commands) -> None:
     """Add the ``store`` subcommand to the ``persistkit`` command."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "store", help="print the value held in a store file"
-    )
+    parser = commands.add("store", help="print the value held in a store file", handler=_show)
     parser.add_argument("path", help="the store's file")
     parser.add_argument(
         "--format",
@@ -21,10 +21,38 @@ def register(commands: Any) -> None:
         choices=["json", "pickle", "bson"],
         help="the store's format; pickle runs code while loading: only for files you trust",
     )
-    parser.set_defaults(handler=_show)
 
 
-def _show(args: argparse.Namespace) -> int:
-    value = read_value(args.path, args.format)
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=repr))
-    return 0
+def _show(args: argparse.Namespace, out: cli.Output) -> None:
+    path = os.path.abspath(cli.existing_file(args.path, what="a store file"))
+    value = read_value(path, args.format)
+    out.data(path=path, format=args.format, value=as_json(value))
+    out.line(json.dumps(value, indent=2, ensure_ascii=False, default=repr))
+
+
+def as_json(value: Any) -> Any:
+    """Return ``value`` as strict JSON can hold it (the ``value`` field of the document).
+
+    Tuples and sets become arrays, keys that are not strings become their JSON text (as
+    ``json.dumps`` writes them) or their repr, NaN and the infinities the strings ``"NaN"``,
+    ``"Infinity"`` and ``"-Infinity"``, and anything else its repr.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {_key(key): as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [as_json(item) for item in value]
+    return repr(value)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)
+    return repr(key)
