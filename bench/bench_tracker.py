@@ -6,7 +6,7 @@ Workloads (the same small JSON value, ``{"n": i, "s": "value"}``, under ``key<i>
   (`hold`) and synced once, durably; sqlite3 (WAL, synchronous=FULL) runs one
   ``executemany`` in one transaction; tastypy is held and synced once (no fsync at all).
 - per-key sync: in a store of 10,000 keys, set one key and sync, ``n`` times. persistkit
-  commits durably (file fsync, rename, directory fsync); sqlite3 commits one transaction per
+  commits durably (one journal record, one fdatasync); sqlite3 commits one transaction per
   set; tastypy's ``sync_key`` rewrites the 1000-key file in place without any fsync. The
   os-only line is the disk's floor: a hand-written durable replace of a 100-byte file.
 - get after reopen: open a store of ``n`` keys and read every key.
@@ -21,6 +21,11 @@ Workloads (the same small JSON value, ``{"n": i, "s": "value"}``, under ``key<i>
   with ``should_try`` then ``mark_done``, never calling ``sync()`` (the multi-process job the
   tracker exists for); against sqlite3 doing the same in WAL with synchronous=NORMAL (also
   crash-safe and not flushed per commit).
+
+The four-worker workload can also measure an earlier persistkit-tracker in the same run:
+point ``PERSISTKIT_BENCH_OLD_TRACKER`` at its ``src`` folder (e.g. the tracker before the
+journal: ``git archive acdbdfb packages/tracker/src | tar -x -C /tmp/old``, then
+``/tmp/old/packages/tracker/src``). Its processes import it first; core is the current one.
 
 tastypy runs only on Python 2: its cases drive one long-lived ``python2.7`` process over a
 pipe (started outside the timed region; each timed run is one command and its reply). If
@@ -58,6 +63,7 @@ TASKS = 10_000
 PROCESSES = 8
 WORKERS = 4
 PAYLOAD = b"j" * 100
+OLD_TRACKER = os.environ.get("PERSISTKIT_BENCH_OLD_TRACKER", "")
 
 
 def value(i: int) -> dict[str, Any]:
@@ -343,13 +349,21 @@ _procs: dict[Path, list[subprocess.Popen[str]]] = {}
 _commits_per_flush: dict[str, list[float]] = {}
 
 
-def _start_workers(kind: str, target: Path, directory: Path, n: int, count: int) -> None:
+def _old_env() -> dict[str, str]:
+    """The environment of a process that imports the earlier tracker first."""
+    return {**os.environ, "PYTHONPATH": OLD_TRACKER}
+
+
+def _start_workers(
+    kind: str, target: Path, directory: Path, n: int, count: int, *, old: bool = False
+) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, kind, str(target), str(i), str(n // count), str(count)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=_old_env() if old else None,
         )
         for i in range(count)
     ]
@@ -389,20 +403,37 @@ def _record_group_commit(case: str, directory: Path) -> None:
     _commits_per_flush.setdefault(case, []).append(stats.records / max(stats.flushes, 1))
 
 
-def _workers(kind: str, count: int) -> tuple[Any, Any]:
+OLD_SETUP = """
+import sys
+from persistkit.tracker import Tracker
+tracker = Tracker(sys.argv[1], clone=False)
+tracker.hold()
+tracker.add_many(range(int(sys.argv[2])))
+tracker.close()
+"""
+
+
+def _workers(kind: str, count: int, *, old: bool = False) -> tuple[Any, Any]:
     sqlite = kind.startswith("sqlite")
 
     def setup(directory: Path, n: int) -> None:
         if sqlite:
             sqlite_tasks_setup(directory, n)
+        elif old:
+            # The earlier tracker may not read a store the current one wrote.
+            subprocess.run(
+                [sys.executable, "-c", OLD_SETUP, str(directory / "tasks.tracker"), str(TASKS)],
+                env=_old_env(),
+                check=True,
+            )
         else:
             tracker_setup(directory, n)
         target = directory / ("kv.sqlite" if sqlite else "tasks.tracker")
-        _start_workers(kind, target, directory, n, count)
+        _start_workers(kind, target, directory, n, count, old=old)
 
     def run(directory: Path, _n: int) -> None:
         _run_workers(directory)
-        if not sqlite:
+        if not sqlite and not old:
             _record_group_commit(f"{kind}, {count} processes", directory)
 
     return setup, run
@@ -439,7 +470,7 @@ def workloads(quick: bool) -> list[Workload]:
         "persistkit POD",
         pod_per_key,
         setup=lambda d, n: pod_fill(d, PER_KEY_STORE),
-        note="durable; rewrites one 1000-key shard",
+        note="durable; one journal record",
     )
     per_key.add(
         "sqlite3",
@@ -492,6 +523,9 @@ def workloads(quick: bool) -> list[Workload]:
     workers.add(tasks_name, run, setup=setup, note="WAL, synchronous=NORMAL")
     setup, run = _workers("tracker-tasks", WORKERS)
     workers.add(f"persistkit SharedTracker, {WORKERS} processes", run, setup=setup)
+    if OLD_TRACKER:
+        setup, run = _workers("tracker-tasks", WORKERS, old=True)
+        workers.add("the earlier SharedTracker", run, setup=setup, note=OLD_TRACKER)
     return [batched, per_key, reopen, mark_done, many, workers]
 
 

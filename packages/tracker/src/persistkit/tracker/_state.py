@@ -237,7 +237,10 @@ class StoreState:
         self.generation = 0
         self.manifest_signature: Signature | None = None
         self.seen = 0  # the journal position every record before which is applied
-        self.unflushed: int | None = None  # end of this process's last record not flushed
+        # The end of this object's last record. Never reset: flushing up to a position that is
+        # durable already costs one read of shared memory, and threads of a shared store may
+        # append while another flushes.
+        self.unflushed: int | None = None
         self.counts: list[int] | None = None
         self.closed = False
         self.shared = False
@@ -308,6 +311,7 @@ class StoreState:
                     self.checkpoint(journal_lost=True)
                 return
             self.journal = _open_journal(self.journal_path, self.files.read_only)
+            self.unflushed = None
         journal = self.journal
         with journal.lock():
             start, end = journal.start, journal.end
@@ -449,6 +453,7 @@ class StoreState:
             return self._journal()
         if self.journal is None and os.path.exists(self.journal_path):
             self.journal = _open_journal(self.journal_path, self.files.read_only)
+            self.unflushed = None
             self.seen = self.journal.start
         return self.journal
 
@@ -783,6 +788,7 @@ class StoreState:
         """Return the journal, creating it (durably) on first use; the store lock is held."""
         if self.journal is None:
             self.journal = _open_journal(self.journal_path, False)
+            self.unflushed = None
             self.seen = self.journal.start
         return self.journal
 
@@ -804,9 +810,9 @@ class StoreState:
 
     def flush(self) -> None:
         """Make this process's records durable (one ``fdatasync``, shared with others)."""
-        if self.unflushed is not None and self.journal is not None:
-            self.journal.flush(self.unflushed)
-            self.unflushed = None
+        upto = self.unflushed
+        if upto is not None and self.journal is not None:
+            self.journal.flush(upto)
 
     def _applied(self, changes: Changes) -> None:
         if changes.cleared:
@@ -861,7 +867,6 @@ class StoreState:
                 # hold them replace the old ones.
                 end = journal.append(_CHECKPOINT_PREFIX + str(generation).encode())
                 journal.flush(end)
-                self.unflushed = None
             written = self._write(texts, count, end)
             if journal is not None and end is not None and end != journal.start:
                 journal.recycle(upto=end)
