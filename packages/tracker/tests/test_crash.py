@@ -294,3 +294,33 @@ def test_tracker_sync_crash_keeps_counts_consistent(tmp_path):
         tracker.close()
 
     crash_at_every_call(operation, check=check, setup=setup)
+
+
+def test_crash_at_every_call_of_a_one_shard_checkpoint_of_journaled_syncs(tmp_path):
+    # The synced keys live in the journal and go into one shard: a crash at any point of
+    # the checkpoint (and the recovery after it) keeps every one of them.
+    folder = tmp_path / "store"
+    old = [(f"k{i}", i) for i in range(3)]
+
+    def setup():
+        build(folder, old, file_size=10)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child: syncs, then dies without a checkpoint
+            pod = POD(folder, file_size=10, clone=False)
+            pod["k1"] = "synced"
+            pod["k9"] = "synced"
+            pod.sync()
+            os._exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+
+    def check(point):
+        assert state_of(folder, file_size=10) == [
+            ("k0", 0),
+            ("k1", "synced"),
+            ("k2", 2),
+            ("k9", "synced"),
+        ], point
+
+    crash_at_every_call(
+        lambda: POD(folder, file_size=10, clone=False).close(), check=check, setup=setup
+    )

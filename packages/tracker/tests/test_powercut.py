@@ -140,6 +140,30 @@ def test_checkpoint(power_cut: PowerCutFS, journaled: bool) -> None:
     cut_at_every_barrier(power_cut, operation, setup=setup, check=check)
 
 
+def test_checkpoint_of_journaled_syncs_into_one_shard(power_cut: PowerCutFS) -> None:
+    # Every key the journal holds lands in one shard: a cut anywhere keeps all of them.
+    path = power_cut.root / "p"
+
+    def setup() -> None:
+        build(path, OLD)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child syncs and dies before a checkpoint
+            pod = POD(path, file_size=3, clone=False)
+            pod["k1"] = "synced"
+            pod["k2"] = "synced too"
+            pod.sync()
+            os._exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+
+    def check(point: PowerCut) -> None:
+        found = dict(items(path))
+        assert (found["k1"], found["k2"]) == ("synced", "synced too"), point.describe()
+
+    cut_at_every_barrier(
+        power_cut, lambda: POD(path, file_size=3, clone=False).close(), setup=setup, check=check
+    )
+
+
 def test_tracker_mark_done_and_sync_key(power_cut: PowerCutFS) -> None:
     path = power_cut.root / "t"
 

@@ -42,7 +42,9 @@ that crashed before its commit point: roll back). A store on read-only media is 
 same way without writing: the pending files the manifest names are read in place of their
 shards. A crash anywhere therefore leaves the old state or the new one.
 
-A sync that changes a single shard needs no redo log: see `StoreFolder._commit_one`.
+Every commit takes this path, also for a single shard: the manifest also records the journal
+position the new shards hold, and after the commit point only the new shards may be seen
+(a shard left old would skip the records its new content holds).
 """
 
 from __future__ import annotations
@@ -147,7 +149,8 @@ class Manifest:
 
     ``records`` holds one `ShardRecord` per shard (None for each shard of a version 1
     manifest, which recorded only their number). ``commit`` names the shards whose pending
-    files the sync renames into place. ``alternative`` is set by a one-shard sync: that shard
+    files the sync renames into place. ``alternative`` was set by a one-shard sync of format 2
+    (read, no longer written): that shard
     may still hold its previous content (a record, or None when the shard is new). ``drop``
     records the shards past the new count that the sync removes. ``journal`` is the journal
     position the shards hold every record up to (None: replay the whole journal).
@@ -599,19 +602,6 @@ class StoreFolder:
         history = previous.history[: HISTORY_LENGTH - 1] if previous is not None else []
         order = sorted(files)
         drop = {index: disk[index] for index in range(len(records), len(disk))}
-        if len(order) == 1 and not drop:
-            index = order[0]
-            return self._commit_one(
-                index=index,
-                data=files[index][0],
-                records=records,
-                old=disk[index] if index < len(disk) else None,
-                file_size=file_size,
-                journal=journal,
-                history=history,
-                generation=generation,
-                durability=durability,
-            )
         history_entry = order if len(order) <= HISTORY_MAX_FILES and not drop else None
         manifest = Manifest(
             generation=generation,
@@ -665,42 +655,6 @@ class StoreFolder:
         for path in paths:
             with contextlib.suppress(OSError):
                 remove(path, durability="atomic", missing_ok=True)
-
-    def _commit_one(
-        self,
-        *,
-        index: int,
-        data: bytes,
-        records: list[ShardRecord],
-        old: ShardRecord | None,
-        file_size: int,
-        journal: int | None,
-        history: list[tuple[int, list[int] | None]],
-        generation: int,
-        durability: Durability,
-    ) -> Manifest:
-        """Commit a change to one shard: one atomic file write needs no redo log.
-
-        The manifest goes first, durably, recording the shard's new content and, as its
-        alternative, the content it holds now (or that it may be missing, for a new last
-        shard); then the shard is replaced with one atomic write. If the process dies or the
-        power fails in between, the shard still holds its old content, which the manifest
-        accepts: the store opens in the old state. Readers in other processes that re-read
-        the shard because of the new generation find the old state or the new one.
-        """
-        manifest = Manifest(
-            generation=generation,
-            records=list(records),
-            file_size=file_size,
-            gzipped=self.gzipped,
-            commit=[],
-            alternative=(index, old),
-            history=[(generation, [index]), *history],
-            journal=journal,
-        )
-        write_bytes(self.manifest_path, manifest.to_bytes(), durability=durability)
-        write_bytes(self.shard_path(index), data, durability=durability)
-        return manifest
 
     def recover_if_needed(self, durability: Durability) -> Manifest | None:
         """Return the manifest, first finishing a commit this process left half done."""
