@@ -9,9 +9,10 @@ Switch from tastypy by changing one import::
 - `SharedPersistentOrderedDict` / `SharedPOD` and `SharedProgressTracker` / `SharedTracker`:
   the same, shared by any processes that open the folder, with no server process.
 
-Every sync is atomic (all its keys land or none), goes through persistkit-core, and costs in
-proportion to the shard files it changes. Pending changes are synced at exit, on an uncaught
-exception, on SIGTERM and on SIGINT.
+Every sync is atomic (all its keys land or none) and goes through persistkit-core: a few
+changed keys are one record in the store's journal and one flush; the shard files, tastypy's
+format, are rewritten at checkpoints (many keys, ``close()``, exit). Pending changes are
+synced at exit, on an uncaught exception, on SIGTERM and on SIGINT.
 
 Example:
     >>> from persistkit.tracker import Tracker
