@@ -215,3 +215,43 @@ def test_no_room_for_the_journal_syncs_into_the_shards(mounted_tmpfs):
     pod.sync()
     pod.close()
     assert dict(POD(folder, clone=False)) == {"a": {"n": 1}, "b": 2}
+
+
+def test_a_full_disk_when_the_journal_must_grow(mounted_tmpfs):
+    # Real ENOSPC: the journal (1 MiB, created whole) takes syncs of 200 KB; the checkpoint
+    # they call for at 768 KiB does not fit (it is tried again later), and the journal grows
+    # into the last free bytes until a sync finds no room. Every sync that returned is kept;
+    # the one that failed keeps its change pending; once there is room, everything goes on.
+    mount = mounted_tmpfs("1300k")
+    folder = mount / "p"
+    pod = POD(folder, file_size=1, clone=False)
+    pod["first"] = 1
+    pod.sync()
+    synced = {"first": 1}
+    for i in range(10):
+        pod[f"v{i}"] = str(i) * 200_000
+        try:
+            pod.sync()
+        except OSError as error:
+            errors = [error.errno]
+            failed = f"v{i}"
+            break
+        synced[f"v{i}"] = str(i) * 200_000
+    else:
+        pytest.fail("the disk never filled up")
+    assert errors == [errno.ENOSPC]
+    assert len(synced) > 4  # syncs went on after the checkpoint that did not fit
+    assert pod.dirty() == {failed}
+    assert leftovers(folder) == []
+    assert dict(POD(folder, file_size=1, clone=False, read_only=True)) == synced
+    resized = subprocess.run(
+        ["mount", "-o", "remount,size=8m", str(mount)], capture_output=True, check=False
+    )
+    assert resized.returncode == 0, resized.stderr
+    pod.sync()
+    pod.close()
+    assert dict(POD(folder, file_size=1, clone=False)) == {**synced, failed: pod_value(failed)}
+
+
+def pod_value(key):
+    return key[1:] * 200_000

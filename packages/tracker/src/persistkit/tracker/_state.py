@@ -702,10 +702,22 @@ class StoreState:
             self.files.refuse_writes()
             appended = self._append_or_not(changes)
             if appended is not None:
+                if self.journal is not None and (
+                    self.journal.end - self.journal.start >= CHECKPOINT_BYTES
+                ):
+                    self._checkpoint_if_room()
                 return appended
         self.files.refuse_writes()
         self.checkpoint()
         return None
+
+    def _checkpoint_if_room(self) -> None:
+        """Checkpoint a full journal; on a full disk, later (the records are safe in it)."""
+        try:
+            self.checkpoint()
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
 
     def _append_or_not(self, changes: Changes) -> int | None:
         """Append ``changes`` as a record, or return None where a checkpoint is better."""
@@ -713,14 +725,12 @@ class StoreState:
         if len(record) >= LARGE_RECORD:
             return None  # written once, into its shard, rather than twice
         try:
-            end = self.append_record(changes, record)
+            self.append_record(changes, record)
         except OSError as error:
             if error.errno != errno.ENOSPC:
                 raise
             # No room for the journal to grow (or to be created): the shards need none of
             # it, and if there is no room for them either the checkpoint raises ENOSPC too.
-            return None
-        if end - self._journal().start >= CHECKPOINT_BYTES:
             return None
         return len(changes.sets) + len(changes.deleted) + changes.cleared
 
