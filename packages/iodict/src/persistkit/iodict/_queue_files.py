@@ -172,10 +172,11 @@ class QueueFiles:
             "taken": state.taken,
             "journal": position,
         }
+        # Always durable, whatever the queue's durability: the journal's recycle, which
+        # follows, is, and a state file lost to a power cut would leave nothing to open.
         write_bytes(
             os.path.join(self.directory, STATE_NAME),
             (json.dumps(document) + "\n").encode(),
-            durability=self._durability,
             follow_symlinks=False,
         )
 
