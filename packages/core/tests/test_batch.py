@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from persistkit.core import Batch, InvalidArgumentError, SyncError, TargetExistsError
-from persistkit.core.testing import inject_error, record_calls
+from persistkit.core.testing import inject_error, leftovers, record_calls
 
 
 def test_files_appear_only_when_the_batch_commits(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def test_files_appear_only_when_the_batch_commits(tmp_path: Path) -> None:
     assert [(tmp_path / f"f{i}").read_bytes() for i in range(5)] == [b"0", b"1", b"2", b"3", b"4"]
     assert (tmp_path / "text").read_text() == "hello"
     assert all(result.durable for result in batch.results)
-    assert [p for p in tmp_path.iterdir() if p.name.endswith(".pktmp")] == []
+    assert leftovers(tmp_path) == []
 
 
 def test_one_flush_and_one_directory_fsync_for_many_files(tmp_path: Path) -> None:

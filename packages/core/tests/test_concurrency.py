@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 from pathlib import Path
 
 from persistkit.core import write_bytes
+from persistkit.core.testing import leftovers
 
 VERSIONS = [bytes([48 + i]) * (8192 + 1024 * i) for i in range(10)]
 
@@ -49,4 +49,4 @@ def test_readers_never_see_a_partial_file_while_four_processes_write(tmp_path: P
     assert all(outcome.startswith(b"ok") for outcome in outcomes), outcomes
     assert all(process.exitcode == 0 for process in writers)
     assert target.read_bytes() in VERSIONS
-    assert [n for n in os.listdir(tmp_path) if n.endswith(".pktmp")] == []
+    assert leftovers(tmp_path) == []

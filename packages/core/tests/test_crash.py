@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -23,14 +20,20 @@ from persistkit.core import (
     sweep,
     write_bytes,
 )
-from persistkit.core.testing import CrashPoint, crash_at_every_call
+from persistkit.core.testing import (
+    CrashPoint,
+    crash_at_every_call,
+    kill_hard,
+    leftovers,
+    spawn_python,
+)
 
 OLD = b"old content " * 100
 NEW = b"NEW CONTENT " * 300
 
 
 def visible(directory: Path) -> list[str]:
-    return sorted(name for name in os.listdir(directory) if not name.endswith(".pktmp"))
+    return sorted(set(os.listdir(directory)) - set(leftovers(directory)))
 
 
 @pytest.mark.parametrize("durability", ["durable", "atomic"])
@@ -125,9 +128,9 @@ def test_folder_is_old_or_new_after_a_crash_at_any_call(tmp_path: Path, existing
         _make_tree(target, OLD_TREE) if existing else _make_tree(target, {})
         if not existing:
             target.rmdir()
-        for leftover in tmp_path.glob(".*.pktmp"):
+        if leftovers(tmp_path):
             sweep(tmp_path, min_age=0)
-            assert not leftover.exists()
+            assert leftovers(tmp_path) == []
 
     def operation() -> None:
         with atomic_folder(target, overwrite=True) as folder:
@@ -138,7 +141,7 @@ def test_folder_is_old_or_new_after_a_crash_at_any_call(tmp_path: Path, existing
         assert tree in ((OLD_TREE if existing else None), NEW_TREE), f"mixed tree at {point}"
         if point.completed:
             assert tree == NEW_TREE
-            assert list(tmp_path.glob(".*.pktmp")) == []
+            assert leftovers(tmp_path) == []
 
     crash_at_every_call(operation, setup=setup, check=check)
 
@@ -220,12 +223,12 @@ WRITER = textwrap.dedent(
     """
     import os, sys
     from persistkit.core import write_bytes
-    target, report = sys.argv[1], int(sys.argv[2])
+    target = sys.argv[1]
     versions = [bytes([65 + i]) * (4096 * (i + 1)) for i in range(8)]
     i = 0
     while True:
         write_bytes(target, versions[i % 8])
-        os.write(report, b".")
+        os.write(1, b".")
         i += 1
     """
 )
@@ -238,20 +241,11 @@ def test_sigkill_at_random_moments_never_leaves_a_torn_file(tmp_path: Path) -> N
     target.write_bytes(b"A" * 4096)
     rng = random.Random(1234)
     for _ in range(12):
-        read_end, write_end = os.pipe()
-        child = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(target), str(write_end)], pass_fds=(write_end,)
-        )
-        os.close(write_end)
+        child = spawn_python(WRITER, target)
+        assert child.stdout is not None
         wanted = rng.randint(1, 40)
-        received = 0
-        while received < wanted:
-            chunk = os.read(read_end, wanted - received)
-            assert chunk, "the writer died on its own"
-            received += len(chunk)
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        os.close(read_end)
+        assert len(child.stdout.read(wanted)) == wanted, "the writer died on its own"
+        kill_hard(child)
         assert target.read_bytes() in versions
         assert visible(tmp_path) == ["state"]
         sweep(tmp_path, min_age=0)

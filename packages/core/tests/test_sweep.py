@@ -5,7 +5,7 @@ import textwrap
 from pathlib import Path
 
 from persistkit.core import atomic_folder, atomic_write, sweep
-from persistkit.core.testing import kill_hard, spawn_python
+from persistkit.core.testing import kill_hard, leftovers, spawn_python
 
 DIES_MID_WRITE = textwrap.dedent(
     """
@@ -33,7 +33,7 @@ def test_sweep_removes_what_a_killed_writer_left_and_nothing_else(tmp_path: Path
     assert child.stdout is not None
     assert child.stdout.readline() == "ready\n"
     kill_hard(child)
-    temps = sorted(p for p in tmp_path.iterdir() if p.name.endswith(".pktmp"))
+    temps = [tmp_path / name for name in leftovers(tmp_path)]
     assert len(temps) == 2
     for temp in temps:
         _age(temp)
@@ -48,8 +48,8 @@ def test_sweep_leaves_a_live_writer_alone(tmp_path: Path) -> None:
         f.write("in progress")
         f.flush()
         (folder / "x").write_text("in progress")
-        for temp in tmp_path.glob(".*.pktmp"):
-            _age(temp)
+        for name in leftovers(tmp_path):
+            _age(tmp_path / name)
         assert sweep(tmp_path) == []
     assert target.read_text() == "in progress"
     assert (tmp_path / "d" / "x").read_text() == "in progress"
