@@ -155,7 +155,7 @@ def test_reading_a_store_with_a_journal_on_read_only_media_changes_nothing(
     reader.close()
     result = persistkit_command("tracker", str(folder))
     assert result.returncode == 0, result.stderr
-    assert "done     1" in result.stdout and "tasks    4" in result.stdout
+    assert "done       1" in result.stdout and "tasks      4" in result.stdout
     assert snapshot_tree(folder) == before
 
 

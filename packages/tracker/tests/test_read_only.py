@@ -149,8 +149,8 @@ def test_the_inspection_command_changes_nothing(tmp_path, persistkit_command):
     before = snapshot_tree(folder)
     result = persistkit_command("tracker", str(folder))
     assert result.returncode == 0, result.stderr
-    assert "tasks    5" in result.stdout
-    assert "done     1" in result.stdout
+    assert "tasks      5" in result.stdout
+    assert "done       1" in result.stdout
     assert snapshot_tree(folder) == before
 
 

@@ -91,7 +91,8 @@ Signature = tuple[int, int, int]
 def find_store(folder: str) -> bool | None:
     """Tell whether ``folder`` holds a store: None if not, else whether it is gzipped.
 
-    Reads only the folder listing and, where there is one, the manifest.
+    Reads only the folder listing and, where there is one, the manifest. A store whose
+    syncs are all still in its journal (no checkpoint yet) has no shard to be gzipped.
     """
     names = os.listdir(folder)
     if MANIFEST_NAME in names:
@@ -105,6 +106,8 @@ def find_store(folder: str) -> bool | None:
         return False
     if any(_GZIP_SHARD.match(name) for name in names):
         return True
+    if JOURNAL_NAME in names:
+        return False
     return None
 
 
