@@ -88,15 +88,26 @@ def fsync(fd: int, path: str) -> None:
     (fsync(2) on macOS says so), so it is used where the filesystem accepts it.
     """
     checkpoint("fsync", path)
-    if _platform.IS_MACOS:  # pragma: no cover - macOS only
-        try:
-            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)  # type: ignore[attr-defined] # macOS-only name
-        except OSError as error:
-            if error.errno not in (errno.ENOTSUP, errno.EINVAL):
-                raise
-        else:
-            return
-    os.fsync(fd)
+    if not _full_fsync(fd):
+        os.fsync(fd)
+
+
+def _full_fsync(fd: int) -> bool:
+    """Flush ``fd`` past the drive's cache with ``F_FULLFSYNC`` where that exists.
+
+    Returns:
+        True when the flush was done; False on systems without the call and on filesystems
+        that refuse it, where the caller falls back to its plain flush.
+    """
+    if not _platform.IS_MACOS:
+        return False
+    try:  # pragma: no cover - macOS only
+        fcntl.fcntl(fd, fcntl.F_FULLFSYNC)  # type: ignore[attr-defined] # macOS-only name
+    except OSError as error:  # pragma: no cover - macOS only
+        if error.errno not in (errno.ENOTSUP, errno.EINVAL):
+            raise
+        return False
+    return True  # pragma: no cover - macOS only
 
 
 def fsync_directory(path: str) -> bool:
@@ -208,14 +219,9 @@ def fdatasync(fd: int, path: str) -> None:
     the drive's cache, so there it is ``F_FULLFSYNC``, as in `fsync`.
     """
     checkpoint("fdatasync", path)
-    if _platform.IS_MACOS:  # pragma: no cover - macOS only
-        try:
-            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)  # type: ignore[attr-defined] # macOS-only name
-        except OSError as error:
-            if error.errno not in (errno.ENOTSUP, errno.EINVAL):
-                raise
-        else:
-            return
-        os.fsync(fd)
+    if _full_fsync(fd):
         return
-    os.fdatasync(fd)
+    if _platform.IS_MACOS:  # pragma: no cover - macOS has no fdatasync
+        os.fsync(fd)
+    else:
+        os.fdatasync(fd)
