@@ -22,11 +22,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import statistics
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
+import workers
 from harness import Workload
 
 from persistkit.core import Journal
@@ -35,7 +34,6 @@ PAYLOAD = b"j" * 100
 WRITERS = 8
 RECORD = 128  # 100 B padded as the journal pads, plus its head, rounded for the os-only cases
 
-_procs: dict[Path, list[subprocess.Popen[str]]] = {}
 _commits_per_flush: dict[str, list[float]] = {}
 
 WORKER = r"""
@@ -180,53 +178,37 @@ def journal_threads(directory: Path, n: int) -> None:
     _record_group_commit("8 threads, one Journal", directory)
 
 
-def _start_workers(kind: str, target: Path, directory: Path, n: int) -> None:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, kind, str(target), f"w{i}", str(n // WRITERS)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(WRITERS)
-    ]
-    for proc in procs:
-        assert proc.stdout is not None
-        if proc.stdout.readline() != "ready\n":
-            raise RuntimeError(f"a {kind} worker did not start")
-    _procs[directory] = procs
-
-
-def _run_workers(directory: Path) -> None:
-    procs = _procs.pop(directory)
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    for proc in procs:
-        assert proc.stdout is not None
-        if proc.stdout.readline() != "done\n":
-            raise RuntimeError("a worker failed")
-        proc.wait()
-
-
 def journal_processes_setup(directory: Path, n: int) -> None:
     journal_setup(directory, n)
-    _start_workers("journal", directory / "journal", directory, n)
+    workers.start(
+        directory,
+        WORKER,
+        [
+            ("journal", str(directory / "journal"), f"w{i}", str(n // WRITERS))
+            for i in range(WRITERS)
+        ],
+    )
 
 
 def journal_processes(directory: Path, _n: int) -> None:
-    _run_workers(directory)
+    workers.run(directory)
     _record_group_commit("8 processes, one Journal", directory)
 
 
 def sqlite_processes_setup(directory: Path, n: int) -> None:
     sqlite_setup(directory, n)
-    _start_workers("sqlite", directory / "db.sqlite", directory, n)
+    workers.start(
+        directory,
+        WORKER,
+        [
+            ("sqlite", str(directory / "db.sqlite"), f"w{i}", str(n // WRITERS))
+            for i in range(WRITERS)
+        ],
+    )
 
 
 def sqlite_processes(directory: Path, _n: int) -> None:
-    _run_workers(directory)
+    workers.run(directory)
 
 
 def workloads(quick: bool) -> list[Workload]:

@@ -26,11 +26,10 @@ import importlib
 import os
 import sqlite3
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import workers
 from harness import Workload
 
 from persistkit.core import Journal
@@ -40,7 +39,6 @@ VALUE = b"q" * 100
 PRODUCERS = 8
 JOURNAL = ".persistkit-queue.journal"
 
-_procs: dict[Path, list[subprocess.Popen[str]]] = {}
 _commits_per_flush: dict[str, list[float]] = {}
 
 WORKER = r"""
@@ -229,46 +227,18 @@ def _claim_workload(ops: int) -> Workload | None:
 # -- eight producers ----------------------------------------------------------------------------
 
 
-def _start(kind: str, target: Path, directory: Path, n: int) -> None:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, kind, str(target), str(n // PRODUCERS)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(PRODUCERS)
-    ]
-    for proc in procs:
-        assert proc.stdout is not None
-        if proc.stdout.readline() != "ready\n":
-            raise RuntimeError(f"a {kind} producer did not start")
-    _procs[directory] = procs
-
-
-def _run(directory: Path) -> None:
-    procs = _procs.pop(directory)
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    for proc in procs:
-        assert proc.stdout is not None
-        if proc.stdout.readline() != "done\n":
-            raise RuntimeError("a producer failed")
-        proc.wait()
-
-
 def queue_producers_setup(directory: Path, n: int) -> None:
     DurableQueue(directory / "q").put(VALUE)  # the journal exists before the clock starts
     DurableQueue(directory / "q").get()
-    _start("queue", directory / "q", directory, n)
+    workers.start(
+        directory, WORKER, [("queue", str(directory / "q"), str(n // PRODUCERS))] * PRODUCERS
+    )
 
 
 def queue_producers(directory: Path, _n: int) -> None:
     with Journal(directory / "q" / JOURNAL) as journal:
         before = journal.stats()
-    _run(directory)
+    workers.run(directory)
     with Journal(directory / "q" / JOURNAL) as journal:
         after = journal.stats()
     flushes = max(after.flushes - before.flushes, 1)
@@ -282,11 +252,15 @@ def sqlite_producers_setup(directory: Path, n: int) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE q (id INTEGER PRIMARY KEY AUTOINCREMENT, v BLOB)")
     db.close()
-    _start("sqlite", directory / "db.sqlite", directory, n)
+    workers.start(
+        directory,
+        WORKER,
+        [("sqlite", str(directory / "db.sqlite"), str(n // PRODUCERS))] * PRODUCERS,
+    )
 
 
 def sqlite_producers(directory: Path, _n: int) -> None:
-    _run(directory)
+    workers.run(directory)
 
 
 def _producers_workload(ops: int) -> Workload:

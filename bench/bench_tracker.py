@@ -50,6 +50,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import workers
 from harness import Workload, os_only_replace
 
 from persistkit.tracker import POD, Tracker
@@ -345,51 +346,12 @@ print("done", flush=True)
 sys.stdin.readline()
 """
 
-_procs: dict[Path, list[subprocess.Popen[str]]] = {}
 _commits_per_flush: dict[str, list[float]] = {}
 
 
 def _old_env() -> dict[str, str]:
     """The environment of a process that imports the earlier tracker first."""
     return {**os.environ, "PYTHONPATH": OLD_TRACKER}
-
-
-def _start_workers(
-    kind: str, target: Path, directory: Path, n: int, count: int, *, old: bool = False
-) -> None:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, kind, str(target), str(i), str(n // count), str(count)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=_old_env() if old else None,
-        )
-        for i in range(count)
-    ]
-    for proc in procs:
-        assert proc.stdout is not None
-        if proc.stdout.readline() != "ready\n":
-            raise RuntimeError(f"a {kind} worker did not start")
-    _procs[directory] = procs
-
-
-def _run_workers(directory: Path) -> None:
-    procs = _procs.pop(directory)
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    for proc in procs:
-        assert proc.stdout is not None
-        if proc.stdout.readline() != "done\n":
-            raise RuntimeError("a worker failed")
-    # The clock stops here: closing (a checkpoint of the shards) happens outside it.
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write("exit\n")
-        proc.stdin.flush()
-        proc.wait()
 
 
 def _record_group_commit(case: str, directory: Path) -> None:
@@ -429,10 +391,16 @@ def _workers(kind: str, count: int, *, old: bool = False) -> tuple[Any, Any]:
         else:
             tracker_setup(directory, n)
         target = directory / ("kv.sqlite" if sqlite else "tasks.tracker")
-        _start_workers(kind, target, directory, n, count, old=old)
+        workers.start(
+            directory,
+            WORKER,
+            [(kind, str(target), str(i), str(n // count), str(count)) for i in range(count)],
+            env=_old_env() if old else None,
+        )
 
     def run(directory: Path, _n: int) -> None:
-        _run_workers(directory)
+        # The clock stops at "done": closing (a checkpoint of the shards) happens outside it.
+        workers.run(directory, then_exit=True)
         if not sqlite and not old:
             _record_group_commit(f"{kind}, {count} processes", directory)
 
