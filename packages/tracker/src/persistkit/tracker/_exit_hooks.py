@@ -21,7 +21,6 @@ import os
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Protocol
@@ -32,8 +31,8 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class ExitSyncable(Protocol):
     """What the exit hooks need from an open store."""
 
-    def exit_sync(self) -> None:
-        """Write pending changes (called at exit and on SIGTERM/SIGINT)."""
+    def exit_sync(self) -> str | None:
+        """Write pending changes (at exit, on SIGTERM/SIGINT); say what failed, never raise."""
 
 
 class _Guard:
@@ -86,16 +85,23 @@ def unregister(store: ExitSyncable) -> None:
 
 
 def sync_all() -> None:
-    """Sync every store this process opened; a failing store does not stop the others."""
+    """Sync and checkpoint every store this process opened (what exit and the signals call).
+
+    Nothing raises: at exit there is no caller left to catch an error. A store that cannot be
+    written gets one line on standard error naming it and saying what was not written (its
+    changes since the last sync, lost; or only the checkpoint, with nothing lost), and the
+    other stores are still synced. The exit status is left as the program set it.
+    """
     pid = os.getpid()
     with _registry_guard:
         stores = [store for owner, store in _registry.values() if owner == pid]
     for store in stores:
         try:
-            store.exit_sync()
-        except Exception:
-            print("persistkit.tracker: could not sync a store at exit:", file=sys.stderr)
-            traceback.print_exc()
+            message = store.exit_sync()
+        except Exception as error:  # a bug of ours: still one line, never a traceback at exit
+            message = f"could not sync a store at exit: {type(error).__name__}: {error}"
+        if message:
+            print(f"persistkit.tracker: {message}", file=sys.stderr, flush=True)
 
 
 def install_signal_handlers() -> None:

@@ -416,10 +416,23 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         """
         return _StoreLockHandle(self)
 
-    def exit_sync(self) -> None:
-        """Write every change into the shard files (the exit hooks call this)."""
-        if not self._closed:
+    def exit_sync(self) -> str | None:
+        """Flush, then write every change into the shard files; the exit hooks call this.
+
+        Returns:
+            None, or one line saying what could not be written (see `StoreState.exit_report`).
+        """
+        if self._closed:
+            return None
+        state = self._state
+        # Changes are pending only inside `locked()`; every other call commits them.
+        unsynced = state.unsynced_count() if state.change_count() else 0
+        try:
+            self.sync()
             self.checkpoint()
+        except Exception as error:  # at exit nobody can catch it: say it in one line
+            return state.exit_report(error, unsynced)
+        return state.exit_report(None, unsynced)
 
     # -- the mapping --------------------------------------------------------------------------
 

@@ -646,14 +646,67 @@ class StoreState:
             self.journal = None
         self.files.close_lock()
 
-    def exit_sync(self) -> None:
-        """Write everything to the shards at exit or on a signal (the exit hooks call this)."""
+    def exit_sync(self) -> str | None:
+        """Write everything at exit or on a signal (the exit hooks call this); never raise.
+
+        Pending changes are synced first: one journal record, which fits in the journal's
+        preallocated room where a checkpoint may not (a full disk). Then the checkpoint
+        writes everything into the shard files.
+
+        Returns:
+            None when everything was written (or there was nothing to write); otherwise one
+            line saying what was not written and what that loses (see `exit_report`).
+        """
         if self.closed:
-            return
-        if self.files.read_only:
-            self.sync()  # raises if something was changed; there is nothing else to write
-        else:
-            self.checkpoint()
+            return None
+        unsynced = self.unsynced_count()
+        try:
+            if unsynced or self.files.read_only:
+                self.sync()  # read-only: raises if something was changed
+            if not self.files.read_only:
+                self.checkpoint()
+        except Exception as error:  # at exit nobody can catch it: say it in one line
+            return self.exit_report(error, unsynced)
+        return self.exit_report(None, unsynced)
+
+    def unsynced_count(self) -> int:
+        """How many keys have changes that no sync wrote yet (values only read not counted)."""
+        try:
+            changes = self.collect()
+        except Exception:  # a value JSON cannot hold, or files gone: count every pending key
+            return self.change_count()
+        return len(changes.sets) + len(changes.deleted) + changes.cleared
+
+    def exit_report(self, error: Exception | None, unsynced: int) -> str | None:
+        """Say in one line what an exit sync did not write, or None if nothing is missing.
+
+        Args:
+            error: what the sync or checkpoint raised (None: it raised nothing).
+            unsynced: the keys whose changes no sync had written when the exit sync began.
+        """
+        lost = "the changes to {} key(s) since its last sync are lost"
+        if not os.path.isdir(self.folder):
+            # Deleted or unmounted under the program: what was written went into files no
+            # one can open again, and there is nothing left to checkpoint into.
+            if not unsynced:
+                return None
+            return f"could not sync {self.folder} at exit: its folder is gone; " + lost.format(
+                unsynced
+            )
+        if error is None:
+            return None
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        still = self.unsynced_count() if unsynced else 0
+        if still:
+            return (
+                f"could not sync {self.folder} at exit ({reason}): "
+                + lost.format(still)
+                + "; every earlier sync is safe"
+            )
+        return (
+            f"could not checkpoint {self.folder} at exit ({reason}): nothing is lost; its "
+            "syncs stay in its journal, and the next open writes them into the shard files"
+        )
 
     def sync(self, durability: Durability | None = None) -> bool:
         """Make every pending change durable (or atomic) in one all-or-nothing step.
