@@ -137,3 +137,30 @@ def test_a_store_whose_folder_is_gone_at_exit(disk: Path, kind: str, pending: bo
         )
     else:
         assert err == ""
+
+
+def test_a_failed_flush_at_exit_is_not_reported_as_nothing_lost(tmp_path: Path) -> None:
+    # No real disk can be made to fail one fdatasync on demand here, so the EIO is injected
+    # at core's filesystem seam: the record is written, its flush fails. The line must not
+    # say "nothing is lost": the record may not survive a power cut.
+    result = run(
+        """
+        from persistkit.core.testing import inject_error
+        from persistkit.tracker import Tracker
+        tracker = Tracker(os.path.join(sys.argv[1], "job"))
+        tracker.add_many(["a", "b"])
+        tracker.sync()
+        tracker.mark_done("a")  # not synced: the exit hook syncs it, and its flush fails
+        fault = inject_error(errno.EIO, call="fdatasync", path_contains="journal")
+        fault.__enter__()  # left open (and referenced) so the exit hook runs inside it
+        """,
+        tmp_path,
+    )
+    store = tmp_path / "job"
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"persistkit.tracker: could not sync {store} at exit (")
+    assert result.stderr.endswith(
+        "the changes to 1 key(s) since its last sync were written but may not survive a "
+        "power cut; every earlier sync is safe\n"
+    )
+    assert result.stderr.count("\n") == 1

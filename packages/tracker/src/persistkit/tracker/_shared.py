@@ -427,11 +427,13 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         state = self._state
         # Changes are pending only inside `locked()`; every other call commits them.
         unsynced = state.unsynced_count() if state.change_count() else 0
+        synced = False
         try:
             self.sync()
+            synced = True
             self.checkpoint()
         except Exception as error:  # at exit nobody can catch it: say it in one line
-            return state.exit_report(error, unsynced)
+            return state.exit_report(error, unsynced, synced=synced)
         return state.exit_report(None, unsynced)
 
     # -- the mapping --------------------------------------------------------------------------

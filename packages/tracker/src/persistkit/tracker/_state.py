@@ -660,13 +660,15 @@ class StoreState:
         if self.closed:
             return None
         unsynced = self.unsynced_count()
+        synced = False
         try:
             if unsynced or self.files.read_only:
                 self.sync()  # read-only: raises if something was changed
+            synced = True
             if not self.files.read_only:
                 self.checkpoint()
         except Exception as error:  # at exit nobody can catch it: say it in one line
-            return self.exit_report(error, unsynced)
+            return self.exit_report(error, unsynced, synced=synced)
         return self.exit_report(None, unsynced)
 
     def unsynced_count(self) -> int:
@@ -677,12 +679,15 @@ class StoreState:
             return self.change_count()
         return len(changes.sets) + len(changes.deleted) + changes.cleared
 
-    def exit_report(self, error: Exception | None, unsynced: int) -> str | None:
+    def exit_report(
+        self, error: Exception | None, unsynced: int, *, synced: bool = True
+    ) -> str | None:
         """Say in one line what an exit sync did not write, or None if nothing is missing.
 
         Args:
             error: what the sync or checkpoint raised (None: it raised nothing).
             unsynced: the keys whose changes no sync had written when the exit sync began.
+            synced: False when the error came from the sync itself, not the checkpoint.
         """
         lost = "the changes to {} key(s) since its last sync are lost"
         if not os.path.isdir(self.folder):
@@ -702,6 +707,13 @@ class StoreState:
                 f"could not sync {self.folder} at exit ({reason}): "
                 + lost.format(still)
                 + "; every earlier sync is safe"
+            )
+        if unsynced and not synced:
+            # The record was written but its flush failed: it may not survive a power cut.
+            return (
+                f"could not sync {self.folder} at exit ({reason}): the changes to {unsynced} "
+                "key(s) since its last sync were written but may not survive a power cut; "
+                "every earlier sync is safe"
             )
         return (
             f"could not checkpoint {self.folder} at exit ({reason}): nothing is lost; its "
