@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from persistkit.core import capabilities
+from persistkit.core import ObjectStore, capabilities
 from persistkit.core.pytest_plugin import MountTmpfs
-from persistkit.core.testing import facility_unavailable
+from persistkit.core.testing import S3Endpoint, facility_unavailable
 
 
 @pytest.fixture
@@ -48,3 +48,9 @@ def fresh_tmp(tmp_path: Path) -> Path:
     with contextlib.suppress(FileNotFoundError):
         subprocess.run(["chattr", "+T", str(parent)], capture_output=True, check=False)
     return parent
+
+
+@pytest.fixture
+def s3_objects(s3_server: S3Endpoint, s3_bucket: str) -> ObjectStore:
+    """A fresh prefix in a fresh bucket on the session's real SeaweedFS server."""
+    return s3_server.store(s3_bucket, "dict")

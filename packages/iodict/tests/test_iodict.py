@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
-from persistkit.core import CorruptFileError, SerializationError
+from persistkit.core import CorruptFileError, SerializationError, capabilities
 from persistkit.iodict import (
     IODict,
     LayoutError,
@@ -20,9 +21,14 @@ def item_files(directory: Path) -> list[str]:
     return sorted(n for n in os.listdir(directory) if len(n) == 56 and not n.startswith("."))
 
 
-@pytest.fixture
-def store(tmp_path: Path, use_xattrs: bool | None) -> IODict:
-    return IODict(tmp_path / "store", use_xattrs=use_xattrs)
+@pytest.fixture(params=["xattr", "header", pytest.param("s3", marks=pytest.mark.s3)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> IODict:
+    """The same dict behaviours on a folder (both layouts) and on a real S3 server."""
+    if request.param == "s3":
+        return IODict(request.getfixturevalue("s3_objects"))
+    if request.param == "xattr" and not capabilities(tempfile.gettempdir()).user_xattrs:
+        pytest.skip("the test directory's filesystem has no user xattrs")
+    return IODict(tmp_path / "store", use_xattrs=None if request.param == "xattr" else False)
 
 
 def test_dict_api_round_trip(store: IODict) -> None:

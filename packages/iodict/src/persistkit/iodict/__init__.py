@@ -13,6 +13,7 @@ Example:
 
 from importlib import metadata as _metadata
 
+from persistkit.iodict import _object_iodict  # noqa: F401 - registers IODict's s3:// variant
 from persistkit.iodict._base import BaseClass
 from persistkit.iodict._claim import Claim
 from persistkit.iodict._dead_letters import DeadLetter

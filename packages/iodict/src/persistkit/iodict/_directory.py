@@ -6,7 +6,7 @@ import os
 from types import TracebackType
 from typing import Any, Protocol
 
-from persistkit.core import FileLock, InvalidArgumentError, make_dirs
+from persistkit.core import FileLock, InvalidArgumentError, ObjectStore, make_dirs
 from persistkit.iodict.errors import StorePathError
 
 
@@ -15,6 +15,21 @@ class LockLike(Protocol):
 
     def __enter__(self) -> Any: ...
     def __exit__(self, *args: Any) -> Any: ...
+
+
+def refuse_object_location(path: object, what: str) -> None:
+    """Refuse a URL or an `ObjectStore` where only a folder will do.
+
+    Without this, ``"s3://bucket/x"`` would be taken as a relative path and a folder named
+    ``s3:`` created in the working directory.
+
+    Raises:
+        InvalidArgumentError: ``path`` is a URL (``scheme://...``) or an `ObjectStore`.
+    """
+    if isinstance(path, ObjectStore) or (isinstance(path, str) and "://" in path):
+        raise InvalidArgumentError(
+            f"{what} keeps its items in a folder; give it a path, not {path!r}"
+        )
 
 
 def open_directory(path: str | os.PathLike[str]) -> str:

@@ -11,13 +11,15 @@ import time
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from persistkit.core import (
     Batch,
     Codec,
     CorruptFileError,
+    InvalidArgumentError,
     Journal,
+    ObjectStore,
     UnloadableValueError,
     capabilities,
     check_durability,
@@ -34,6 +36,7 @@ from persistkit.iodict._directory import (
     existing_directory,
     on_read_only_mount,
     open_directory,
+    refuse_object_location,
     resolve_user_lock,
 )
 from persistkit.iodict._index_files import (
@@ -167,9 +170,14 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
     cross-process file lock in the directory (plus ``lock``, if given). Reads take no lock;
     they see each item either before or after any concurrent write.
 
+    ``IODict("s3://bucket/prefix")`` (or an `ObjectStore` in place of the path) keeps the
+    dict in an object store instead, with the same API, errors and insertion order across
+    machines; docs/iodict.md says what each call costs there and what readers see.
+
     Args:
         path: the store directory; created (durably) if missing. A regular file there is
-            an error (`StorePathError`) and is left alone.
+            an error (`StorePathError`) and is left alone. Or an ``s3://`` URL or an
+            `ObjectStore`.
         lock: like iodict, a lock object or a factory of one (``threading.Lock``,
             ``multiprocessing.Lock``); taken around every write in addition to the
             store's own file lock, which is what makes independent processes safe.
@@ -198,9 +206,36 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         {'key': 'value'}
     """
 
+    _object_variant: ClassVar[type[IODict[Any, Any]] | None] = None
+
+    def __init_subclass__(cls, *, object_store: bool = False, **kwargs: Any) -> None:
+        """Register the variant that ``IODict("s3://...")`` makes (``object_store=True``)."""
+        super().__init_subclass__(**kwargs)
+        if object_store:
+            IODict._object_variant = cls
+
+    def __new__(cls, path: str | os.PathLike[str] | ObjectStore, *args: Any, **kwargs: Any) -> Any:
+        """Make a folder's IODict, or the object-store variant for an s3:// URL or a store.
+
+        Raises:
+            InvalidArgumentError: a URL of another scheme, or an object store given to a
+                subclass of IODict that keeps a folder.
+        """
+        variant = IODict._object_variant
+        assert variant is not None, "persistkit.iodict registers its object-store variant"
+        if isinstance(path, ObjectStore) or (isinstance(path, str) and path.startswith("s3://")):
+            if issubclass(cls, variant):
+                return super().__new__(cls)
+            if issubclass(variant, cls):  # IODict itself (or BaseClass-level callers)
+                return super().__new__(variant)
+        elif issubclass(cls, variant):
+            raise InvalidArgumentError(f"{cls.__name__} needs an s3:// URL or an ObjectStore")
+        refuse_object_location(path, cls.__name__)
+        return super().__new__(cls)
+
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | ObjectStore,
         lock: Any = None,
         *,
         format: Any = None,
@@ -209,6 +244,8 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         read_only: bool = False,
     ) -> None:
         check_durability(durability)
+        if isinstance(path, ObjectStore):  # __new__ made the object-store variant instead
+            raise InvalidArgumentError("a folder's IODict needs a path")
         self._durability: Any = durability
         directory = existing_directory(path) if read_only else open_directory(path)
         self._db_path = directory

@@ -44,7 +44,7 @@ from persistkit.core import (
 )
 from persistkit.iodict._claim import Claim
 from persistkit.iodict._dead_letters import DeadLetter, bury, dead_path, list_dead, reason_path
-from persistkit.iodict._directory import LockLike, resolve_user_lock
+from persistkit.iodict._directory import LockLike, refuse_object_location, resolve_user_lock
 from persistkit.iodict._leases import Lease, lease_path
 from persistkit.iodict._legacy_queue import find_legacy_items
 from persistkit.iodict._owners import current_owner, owner_alive, owner_gone
@@ -200,6 +200,7 @@ class DurableQueue(Generic[T]):
             raise InvalidArgumentError("maxsize must be 0 (unbounded) or positive")
         if not isinstance(max_tries, int) or max_tries < 1:
             raise InvalidArgumentError(f"max_tries must be an int >= 1, not {max_tries!r}")
+        refuse_object_location(path, "DurableQueue")  # docs/iodict.md says why, for now
         directory = os.path.abspath(os.path.expanduser(os.fspath(path)))
         if os.path.lexists(directory) and not os.path.isdir(directory):
             raise StorePathError(20, "the store path exists and is not a directory", directory)
