@@ -252,7 +252,7 @@ def bump(session: nox.Session) -> None:
         path = ROOT / "packages" / package / "pyproject.toml"
         text = path.read_text(encoding="utf-8")
         text = re.sub(r'^version = "[^"]+"$', f'version = "{new}"', text, count=1, flags=re.M)
-        text = re.sub(r'"(persistkit-[a-z]+)==[^"]+"', rf'"\1=={new}"', text)
+        text = re.sub(r'"(persistkit-[a-z]+(?:\[[a-z0-9,]+\])?)==[^"]+"', rf'"\1=={new}"', text)
         path.write_text(text, encoding="utf-8")
     session.run("uv", "lock", "-q", external=True)
     session.log(f"every distribution is now {new}; add its section to CHANGELOG.md")
