@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import pickle
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,9 @@ from persistkit import store
 from persistkit.core.errors import SyncError
 from persistkit.core.testing import inject_error, record_calls
 from persistkit.store import CorruptFileError, SerializationError
+
+sys.path.insert(0, os.path.dirname(__file__))
+from store_places import Place
 
 
 def _snapshot(path: Path) -> tuple[bytes, int, int]:
@@ -36,28 +40,26 @@ def _snapshot(path: Path) -> tuple[bytes, int, int]:
     ids=["empty-json", "empty-pickle", "truncated-json", "not-utf8", "truncated-pickle"],
 )
 def test_a_corrupt_file_raises_and_is_never_replaced_by_the_default(
-    tmp_path: Path, content: bytes, format: Any
+    place: Place, content: bytes, format: Any
 ) -> None:
-    path = tmp_path / "state"
-    path.write_bytes(content)
+    place.write("state", content)
     with pytest.raises(CorruptFileError) as caught:
-        store.open(path, default={"fresh": True}, format=format)
-    assert caught.value.path == str(path)
-    assert str(path) in str(caught.value)
+        place.open("state", default={"fresh": True}, format=format)
+    assert caught.value.path == place.where("state")
+    assert place.where("state") in str(caught.value)
     assert isinstance(caught.value, ValueError)
-    assert path.read_bytes() == content
-    assert os.listdir(tmp_path) == ["state"]
+    assert place.stored("state") == content
+    assert place.names() == ["state"]
 
 
-def test_reload_of_a_file_corrupted_later_keeps_the_value(tmp_path: Path) -> None:
-    path = tmp_path / "s.json"
-    state = store.open(path, default=[1])
+def test_reload_of_a_file_corrupted_later_keeps_the_value(place: Place) -> None:
+    state = place.open("s.json", default=[1])
     state.commit()
-    path.write_text("[1, ")
+    place.write("s.json", b"[1, ")
     with pytest.raises(CorruptFileError):
         state.reload()
     assert state.value == [1]
-    assert path.read_text() == "[1, "
+    assert place.stored("s.json") == b"[1, "
 
 
 def test_a_directory_in_place_of_the_file_raises_naming_it(tmp_path: Path) -> None:
@@ -122,18 +124,17 @@ def test_an_unreadable_file_raises_permission_error_naming_it(unreadable: Path) 
     ids=["json-set", "json-surrogate", "json-surrogate-several-slices", "pickle-lambda"],
 )
 def test_a_value_that_cannot_be_encoded_leaves_the_file_untouched(
-    tmp_path: Path, leftovers: Callable[[Path], list[str]], value: Any, format: Any
+    place: Place, value: Any, format: Any
 ) -> None:
-    path = tmp_path / "s"
     kwargs = {"ensure_ascii": False} if format is None else None
-    state = store.open(path, default=["old"], format=format, dump_kwargs=kwargs)
+    state = place.open("s", default=["old"], format=format, dump_kwargs=kwargs)
     state.commit()
-    before = _snapshot(path)
+    before = place.snapshot("s")
     state.value = value
     with pytest.raises(SerializationError):
         state.commit()
-    assert _snapshot(path) == before
-    assert leftovers(tmp_path) == []
+    assert place.snapshot("s") == before
+    assert place.names() == ["s"]  # no leftovers
 
 
 @pytest.mark.parametrize("size", [10, 300_000], ids=["small", "several-slices"])
@@ -153,24 +154,22 @@ def test_json_encoding_fails_before_any_filesystem_call(tmp_path: Path, size: in
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_circular_value_is_refused_and_the_file_kept(tmp_path: Path) -> None:
-    path = tmp_path / "s.json"
-    state = store.open(path, default=[])
+def test_a_circular_value_is_refused_and_the_file_kept(place: Place) -> None:
+    state = place.open("s.json", default=[])
     state.commit()
     loop: list[Any] = []
     loop.append(loop)
     state.value = loop
     with pytest.raises(ValueError, match="ircular"):
         state.commit()
-    assert path.read_text() == "[]"
+    assert place.stored("s.json") == b"[]"
 
 
-def test_an_encoding_error_at_the_end_of_a_with_block_propagates(tmp_path: Path) -> None:
-    path = tmp_path / "s.json"
-    path.write_text("[]")
-    with pytest.raises(SerializationError), store.open(path) as state:
+def test_an_encoding_error_at_the_end_of_a_with_block_propagates(place: Place) -> None:
+    place.write("s.json", b"[]")
+    with pytest.raises(SerializationError), place.open("s.json") as state:
         state.value = {object()}
-    assert path.read_text() == "[]"
+    assert place.stored("s.json") == b"[]"
 
 
 def test_a_full_disk_keeps_the_old_file(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,57 +16,53 @@ from persistkit import store
 from persistkit.core import WriteResult
 from persistkit.core.testing import record_calls
 
+sys.path.insert(0, os.path.dirname(__file__))
+from store_places import Place
 
-def test_opening_never_writes(tmp_path: Path) -> None:
-    state = store.open(tmp_path / "s.json", default={"a": 1})
+
+def test_opening_never_writes(place: Place) -> None:
+    state = place.open("s.json", default={"a": 1})
     assert state.value == {"a": 1}
-    assert list(tmp_path.iterdir()) == []
+    assert place.names() == []
 
 
-def test_an_exception_in_the_with_block_does_not_commit(
-    tmp_path: Path, read_json: Callable[[Path], Any], leftovers: Callable[[Path], list[str]]
-) -> None:
-    path = tmp_path / "s.json"
-    path.write_text('{"n": 1}')
-    with pytest.raises(KeyError), store.open(path) as state:
+def test_an_exception_in_the_with_block_does_not_commit(place: Place) -> None:
+    place.write("s.json", b'{"n": 1}')
+    with pytest.raises(KeyError), place.open("s.json") as state:
         state.value["n"] = 2
         raise KeyError("boom")
-    assert read_json(path) == {"n": 1}
-    assert leftovers(tmp_path) == []
+    assert place.stored("s.json") == b'{"n": 1}'
+    assert place.names() == ["s.json"]  # no leftovers
     # The store stays usable; the next successful block commits what is in memory.
     with state:
         pass
-    assert read_json(path) == {"n": 2}
+    assert json.loads(place.stored("s.json") or b"") == {"n": 2}
 
 
-def test_an_exception_in_an_inner_block_commits_nothing_at_either_level(
-    tmp_path: Path, read_json: Callable[[Path], Any]
-) -> None:
-    path = tmp_path / "s.json"
-    path.write_text('"before"')
-    state = store.open(path)
+def test_an_exception_in_an_inner_block_commits_nothing_at_either_level(place: Place) -> None:
+    place.write("s.json", b'"before"')
+    state = place.open("s.json")
     with pytest.raises(RuntimeError), state:
         state.value = "outer"
         with state:
             state.value = "inner"
             raise RuntimeError
-    assert read_json(path) == "before"
+    assert place.stored("s.json") == b'"before"'
 
 
 def test_an_inner_exception_caught_inside_the_outer_block_lets_the_outer_commit(
-    tmp_path: Path, read_json: Callable[[Path], Any]
+    place: Place,
 ) -> None:
-    path = tmp_path / "s.json"
-    path.write_text('"before"')
-    state = store.open(path)
+    place.write("s.json", b'"before"')
+    state = place.open("s.json")
     with state:
         try:
             with state:
                 state.value = "inner"
                 raise RuntimeError
         except RuntimeError:
-            assert read_json(path) == "before"
-    assert read_json(path) == "inner"
+            assert place.stored("s.json") == b'"before"'
+    assert place.stored("s.json") == b'"inner"'
 
 
 def test_exiting_more_often_than_entering_is_an_error(tmp_path: Path) -> None:
@@ -75,10 +72,10 @@ def test_exiting_more_often_than_entering_is_an_error(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_default_is_copied_never_shared(tmp_path: Path) -> None:
+def test_the_default_is_copied_never_shared(place: Place) -> None:
     default: dict[str, list[int]] = {"items": []}
-    first = store.open(tmp_path / "a.json", default=default)
-    second = store.open(tmp_path / "b.json", default=default)
+    first = place.open("a.json", default=default)
+    second = place.open("b.json", default=default)
     first.value["items"].append(1)
     assert second.value == {"items": []}
     assert default == {"items": []}
@@ -94,19 +91,16 @@ def test_a_default_that_cannot_be_copied_is_refused(tmp_path: Path) -> None:
         store.open(tmp_path / "s.json", default={"lock": threading.Lock()})
 
 
-def test_value_is_a_plain_attribute_that_may_be_reassigned(
-    tmp_path: Path, read_json: Callable[[Path], Any]
-) -> None:
-    state = store.open(tmp_path / "s.json", default=[])
+def test_value_is_a_plain_attribute_that_may_be_reassigned(place: Place) -> None:
+    state = place.open("s.json", default=[])
     state.value = {"now": "a dict"}
     state.commit()
-    assert read_json(tmp_path / "s.json") == {"now": "a dict"}
+    assert json.loads(place.stored("s.json") or b"") == {"now": "a dict"}
 
 
-def test_reload_reads_what_another_store_committed(tmp_path: Path) -> None:
-    path = tmp_path / "s.json"
-    reader = store.open(path, default=0)
-    writer = store.open(path, default=0)
+def test_reload_reads_what_another_store_committed(place: Place) -> None:
+    reader = place.open("s.json", default=0)
+    writer = place.open("s.json", default=0)
     writer.value = 41
     writer.commit()
     assert reader.value == 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import sys
 import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,6 +24,9 @@ from persistkit.store import (
     SerializationError,
     WrapBinaryFormat,
 )
+
+sys.path.insert(0, os.path.dirname(__file__))
+from store_places import Place
 
 json_values = st.recursive(
     st.none()
@@ -67,11 +72,12 @@ def test_a_document_larger_than_one_slice_is_written_whole(tmp_path: Path) -> No
         assert json.loads((tmp_path / "big.json").read_text(encoding="utf-8")) == value
 
 
-def test_json_is_written_as_utf8_text(tmp_path: Path) -> None:
-    state = store.open(tmp_path / "s.json", default="", dump_kwargs={"ensure_ascii": False})
+def test_json_is_written_as_utf8_text(place: Place) -> None:
+    state = place.open("s.json", default="", dump_kwargs={"ensure_ascii": False})
     state.value = "grüße ✓"
     state.commit()
-    assert (tmp_path / "s.json").read_bytes() == '"grüße ✓"'.encode()
+    assert place.stored("s.json") == '"grüße ✓"'.encode()
+    assert place.open("s.json").value == "grüße ✓"
 
 
 def test_json_with_is_binary_true_still_writes_and_reads_json(tmp_path: Path) -> None:
@@ -82,12 +88,12 @@ def test_json_with_is_binary_true_still_writes_and_reads_json(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("format", ["pickle", pickle, WrapBinaryFormat(pickle)])
-def test_pickle_keeps_python_types(tmp_path: Path, format: Any) -> None:
+def test_pickle_keeps_python_types(place: Place, format: Any) -> None:
     value = {"set": {1, 2}, "tuple": (1, "a"), "decimal": Decimal("1.10"), b"bytes": None}
-    with store.open(tmp_path / "p.bin", format=format) as state:
+    with place.open("p.bin", format=format) as state:
         state.value = value
-    assert pickle.loads((tmp_path / "p.bin").read_bytes()) == value
-    assert store.open(tmp_path / "p.bin", format=format).value == value
+    assert pickle.loads(place.stored("p.bin") or b"") == value
+    assert place.open("p.bin", format=format).value == value
 
 
 def test_pickle_dump_kwargs_are_used(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,9 @@ import pytest
 
 from persistkit import store
 from persistkit.store import CorruptFileError, LockTimeoutError, TransactionError
+
+sys.path.insert(0, os.path.dirname(__file__))
+from store_places import Place
 
 PROCESSES = 8
 INCREMENTS = 200
@@ -91,46 +95,67 @@ def test_without_a_transaction_updates_may_be_lost_but_the_file_is_never_torn(
     assert all(isinstance(value, int) for value in reads)
 
 
-def test_lost_update_without_transaction_none_with_it(tmp_path: Path) -> None:
-    path = tmp_path / "counter.json"
-    first = store.open(path, default=0)
-    second = store.open(path, default=0)
+def test_lost_update_without_transaction_none_with_it(place: Place) -> None:
+    first = place.open("counter.json", default=0)
+    second = place.open("counter.json", default=0)
     first.value += 1
     second.value += 1
     first.commit()
     second.commit()
-    assert json.loads(path.read_text()) == 1  # deterministic: one increment lost
+    assert place.stored("counter.json") == b"1"  # deterministic: one increment lost
 
     with first.transaction() as state:
         state.value += 1  # re-read first: 1 + 1
     with second.transaction() as state:
         state.value += 1  # re-read first: 2 + 1, although second.value was stale
-    assert json.loads(path.read_text()) == 3
+    assert place.stored("counter.json") == b"3"
 
 
-def test_a_transaction_yields_the_store_with_the_value_reread(tmp_path: Path) -> None:
-    path = tmp_path / "s.json"
-    stale = store.open(path, default=[])
-    other = store.open(path, default=[])
+def test_the_loop_of_attempts_commits_once_and_runs_on_every_backend(place: Place) -> None:
+    counter = place.open("counter.json", default=0)
+    runs = 0
+    for attempt in counter.transaction(timeout=10):
+        with attempt as state:
+            runs += 1
+            state.value += 1
+    assert runs == 1
+    assert place.stored("counter.json") == b"1"
+
+
+def test_a_transaction_yields_the_store_with_the_value_reread(place: Place) -> None:
+    stale = place.open("s.json", default=[])
+    other = place.open("s.json", default=[])
     other.value.append("from other")
     other.commit()
     with stale.transaction() as state:
         assert state is stale
         assert state.value == ["from other"]
         state.value.append("from stale")
-    assert json.loads(path.read_text()) == ["from other", "from stale"]
+    assert json.loads(place.stored("s.json") or b"") == ["from other", "from stale"]
 
 
-def test_a_transaction_that_raises_writes_nothing_and_releases_the_lock(tmp_path: Path) -> None:
-    path = tmp_path / "s.json"
-    path.write_text("1")
-    state = store.open(path)
+def test_a_transaction_that_raises_writes_nothing_and_releases_the_lock(place: Place) -> None:
+    place.write("s.json", b"1")
+    state = place.open("s.json")
     with pytest.raises(ZeroDivisionError), state.transaction():
         state.value = 2
         raise ZeroDivisionError
-    assert path.read_text() == "1"
-    with store.open(path).transaction(timeout=0) as again:  # the lock is free
+    assert place.stored("s.json") == b"1"
+    with place.open("s.json").transaction(timeout=0) as again:  # the lock (if any) is free
         assert again.value == 1
+    for attempt in state.transaction():  # the block raised: the loop stops, nothing written
+        with pytest.raises(ZeroDivisionError), attempt:
+            state.value = 3
+            raise ZeroDivisionError
+    assert place.stored("s.json") == b"1"
+
+
+def test_a_transaction_on_a_value_corrupted_since_opening_raises(place: Place) -> None:
+    state = place.open("s.json", default=0)
+    place.write("s.json", b"[")
+    with pytest.raises(CorruptFileError), state.transaction():
+        pytest.fail("the block must not run")
+    assert place.stored("s.json") == b"["
 
 
 def test_a_transaction_on_a_corrupt_file_raises_and_releases(tmp_path: Path) -> None:
@@ -171,8 +196,8 @@ def test_a_second_transaction_waits_and_times_out(tmp_path: Path) -> None:
     assert json.loads(path.read_text()) == 0
 
 
-def test_nesting_a_transaction_in_a_with_block_is_refused(tmp_path: Path) -> None:
-    state = store.open(tmp_path / "s.json", default=0)
+def test_nesting_a_transaction_in_a_with_block_is_refused(place: Place) -> None:
+    state = place.open("s.json", default=0)
     with state:
         state.value = 5
         with pytest.raises(TransactionError), state.transaction():
@@ -181,22 +206,21 @@ def test_nesting_a_transaction_in_a_with_block_is_refused(tmp_path: Path) -> Non
             state.transaction().__enter__()
     with state.transaction(), pytest.raises(TransactionError), state.transaction():
         pytest.fail("must not start")
-    assert json.loads((tmp_path / "s.json").read_text()) == 5
+    assert place.stored("s.json") == b"5"
 
 
 @pytest.mark.parametrize("ignore_inner_exits", [False, True])
 def test_a_with_block_inside_a_transaction_is_an_inner_block(
-    tmp_path: Path, ignore_inner_exits: bool
+    place: Place, ignore_inner_exits: bool
 ) -> None:
-    path = tmp_path / "s.json"
-    path.write_text('"before"')
-    state = store.open(path, ignore_inner_exits=ignore_inner_exits)
+    place.write("s.json", b'"before"')
+    state = place.open("s.json", ignore_inner_exits=ignore_inner_exits)
     with state.transaction():
         with state:
             state.value = "inner"
-        assert json.loads(path.read_text()) == ("before" if ignore_inner_exits else "inner")
+        assert place.stored("s.json") == (b'"before"' if ignore_inner_exits else b'"inner"')
         state.value = "end"
-    assert json.loads(path.read_text()) == "end"
+    assert place.stored("s.json") == b'"end"'
 
 
 def test_stores_opened_through_a_symlink_share_the_lock(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ atomic_store's API (switch with ``from persistkit import store as atomic_store``
 its README promises kept: an exception in a ``with`` block does not commit, the default is
 copied, a corrupt file raises instead of being replaced, the file's mode survives, and every
 commit is durable by default. Beyond it, `AtomicStore.transaction` locks the file across
-processes so concurrent updates are not lost.
+processes so concurrent updates are not lost, and a store can live in an object store
+(``open("s3://bucket/prefix/name.json")``), where transactions compare and swap.
 
 Example:
     >>> from persistkit import store
@@ -21,6 +22,7 @@ from persistkit.store.errors import (
     FormatError,
     LockTimeoutError,
     SerializationError,
+    TransactionConflictError,
     TransactionError,
 )
 
@@ -34,6 +36,7 @@ __all__ = [
     "FormatError",
     "LockTimeoutError",
     "SerializationError",
+    "TransactionConflictError",
     "TransactionError",
     "WrapBinaryFormat",
     "__version__",

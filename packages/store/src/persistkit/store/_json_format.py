@@ -48,6 +48,20 @@ class SlicedJson:
 SLICED_JSON = SlicedJson()
 
 
+def encode_json(value: Any, codec: Codec, dump_kwargs: Mapping[str, Any]) -> bytes:
+    """Return ``value`` as UTF-8 JSON with the C encoder (for a store in an object store).
+
+    Raises:
+        SerializationError: ``value`` cannot be encoded.
+    """
+    try:
+        return json.dumps(value, **dump_kwargs).encode("utf-8")
+    except MemoryError:
+        raise
+    except (TypeError, ValueError, RecursionError) as error:  # UnicodeEncodeError included
+        raise codec.encoding_error(error) from error
+
+
 def write_json(
     path: str | os.PathLike[str],
     value: Any,
