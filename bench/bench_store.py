@@ -13,20 +13,32 @@ core, so the choice made in ``persistkit.store`` can be checked:
 - iterencode: ``json.dump`` into the temp file: no copy, but the pure-Python encoder.
 
 `extra_report` gives the peak memory each way allocates beyond the value itself.
+
+The object-store workloads put the same small value in one object: on core's local backend
+(durable) and on S3 (SeaweedFS on loopback, started by ``bench_objectstore``): a plain commit
+(1 PUT), a transaction attempt (1 GET + 1 conditional PUT), and 16 threads, each with its own
+store and connections, incrementing one counter with the transaction loop (the rate counts
+committed increments; every lost compare-and-swap costs a re-read and a re-run). persidict
+does not apply here: it is a dict (IODict's peer), its S3 write is the same one PUT as
+``commit()``, and it has no read-modify-write transaction.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import threading
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness import Workload, os_only_replace
 
 from persistkit import store
-from persistkit.core import write_bytes, write_value
+from persistkit.core import LocalObjectStore, ObjectStore, write_bytes, write_value
+
+WRITERS = 16
 
 try:
     import atomic_store
@@ -156,7 +168,109 @@ def workloads(quick: bool) -> list[Workload]:
     )
     if atomic_store is not None:
         large.add("atomic_store 0.0.1", _atomic_store(value_at), note="json.dump via atomicwrites")
-    return [small, large]
+    return [small, large, *_object_store_workloads(quick)]
+
+
+def _object_openers() -> list[tuple[str, Callable[[Path], ObjectStore], str]]:
+    from bench_objectstore import s3, s3_endpoint  # the loopback S3 server, started once
+
+    found: list[tuple[str, Callable[[Path], ObjectStore], str]] = [
+        ("file", lambda d: LocalObjectStore(d / "objects"), "local, durable"),
+    ]
+    if s3_endpoint() is not None:
+        found.append(("S3 (SeaweedFS, loopback)", s3, "boto3, 1 request per call"))
+    return found
+
+
+def _object_store_workloads(quick: bool) -> list[Workload]:
+    commit = Workload(
+        "store in an object store: commit of a small value", 50 if quick else 300, "file"
+    )
+    attempt = Workload(
+        "store in an object store: transaction of a small value, one writer",
+        50 if quick else 300,
+        "file",
+    )
+    race = Workload(
+        f"store in an object store: {WRITERS} writers, transaction loop on one counter",
+        64 if quick else 160,
+        "file",
+        unit="increments/s",
+    )
+    commit.add("file", _store(small_value), note="store.open(path): temp, fsync, rename")
+    attempt.add("file", _store_transaction(small_value), note="lock, re-read, commit")
+    race.add("file", _file_race, note=f"{WRITERS} threads, flock")
+    for name, opener, _ in _object_openers():
+        if name == "file":
+            continue
+        commit.add(name, _object_commit(opener), note="1 PUT")
+        attempt.add(name, _object_transaction(opener), note="1 GET + 1 conditional PUT")
+        race.add(
+            name,
+            _object_race,
+            setup=lambda d, k, o=opener: _prepare_object_race(o, d),
+            note=f"{WRITERS} threads, CAS, jittered backoff",
+        )
+    return [commit, attempt, race]
+
+
+def _object_commit(opener: Callable[[Path], ObjectStore]) -> Any:
+    def run(directory: Path, n: int) -> None:
+        state = store.open(opener(directory), key="state.json", default=None)
+        for i in range(n):
+            state.value = small_value(i)
+            state.commit()
+
+    return run
+
+
+def _object_transaction(opener: Callable[[Path], ObjectStore]) -> Any:
+    def run(directory: Path, n: int) -> None:
+        state = store.open(opener(directory), key="state.json", default=None)
+        for i in range(n):
+            for attempt in state.transaction():
+                with attempt as current:
+                    current.value = small_value(i)
+
+    return run
+
+
+def _increment_together(counters: list[store.AtomicStore[int]], n: int) -> None:
+    start = threading.Barrier(len(counters))
+    share = n // len(counters)
+
+    def writer(counter: store.AtomicStore[int]) -> None:
+        start.wait()
+        for _ in range(share):
+            for attempt in counter.transaction(attempts=10_000):
+                with attempt as state:
+                    state.value += 1
+
+    threads = [threading.Thread(target=writer, args=(counter,)) for counter in counters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counters[0].reload() == share * len(counters)
+
+
+def _file_race(directory: Path, n: int) -> None:
+    path = directory / "counter.json"
+    _increment_together([store.open(path, default=0) for _ in range(WRITERS)], n)
+
+
+_prepared: dict[Path, list[store.AtomicStore[int]]] = {}
+
+
+def _prepare_object_race(opener: Callable[[Path], ObjectStore], directory: Path) -> None:
+    """Open the writers' stores (a boto3 client costs ~0.1 s to make) before the clock runs."""
+    _prepared[directory] = [
+        store.open(opener(directory), key="counter", default=0) for _ in range(WRITERS)
+    ]
+
+
+def _object_race(directory: Path, n: int) -> None:
+    _increment_together(_prepared.pop(directory), n)
 
 
 def _peak(operation: Any) -> int:
