@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from persistkit.core import CorruptFileError, SerializationError, capabilities
+from persistkit.core import CorruptFileError, LocalObjectStore, SerializationError, capabilities
 from persistkit.iodict import (
     IODict,
     LayoutError,
@@ -21,11 +21,14 @@ def item_files(directory: Path) -> list[str]:
     return sorted(n for n in os.listdir(directory) if len(n) == 56 and not n.startswith("."))
 
 
-@pytest.fixture(params=["xattr", "header", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(params=["xattr", "header", "objects", pytest.param("s3", marks=pytest.mark.s3)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> IODict:
-    """The same dict behaviours on a folder (both layouts) and on a real S3 server."""
+    """The same dict behaviours on a folder (both layouts) and on object stores: core's
+    local one (a folder of objects) and a real S3 server."""
     if request.param == "s3":
         return IODict(request.getfixturevalue("s3_objects"))
+    if request.param == "objects":
+        return IODict(LocalObjectStore(tmp_path / "objects"))
     if request.param == "xattr" and not capabilities(tempfile.gettempdir()).user_xattrs:
         pytest.skip("the test directory's filesystem has no user xattrs")
     return IODict(tmp_path / "store", use_xattrs=None if request.param == "xattr" else False)

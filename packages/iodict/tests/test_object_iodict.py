@@ -66,6 +66,12 @@ def drain(store: IODict) -> list[Any]:
             return taken
 
 
+@pytest.fixture
+def proxy(s3_server: S3Endpoint) -> Iterator[S3FaultProxy]:
+    with S3FaultProxy(s3_server) as running:
+        yield running
+
+
 # -- naming the dict ---------------------------------------------------------------------
 
 
@@ -188,8 +194,45 @@ def test_an_object_holding_another_key_or_garbage_is_an_error_and_kept(
     for key in ["a", "b"]:
         with pytest.raises(CorruptFileError):
             store[key]
+    assert list(store) == ["a", "b"]  # listing keys never needs their values
     assert s3_objects.get(names[0]).data == b"not an item"
     assert s3_objects.get(names[1]) == first
+
+
+@pytest.mark.parametrize("size", [3, 20])  # keys checked one by one, and by a listing too
+def test_writers_that_died_between_their_two_requests_leave_a_dict_read_right(
+    s3_objects: ObjectStore, size: int
+) -> None:
+    # A new key's writer creates the order entry, then the item; a remover deletes the item,
+    # then the entry. Here each died between the two (the second request never sent).
+    store = IODict(s3_objects)
+    store.update({f"k{i:02d}": i for i in range(size)})
+    entries = sorted(s3_objects.list("order/"))
+    items = {s3_objects.get(name).data: name for name in s3_objects.list("items/")}
+    gone = next(name for data, name in items.items() if b"k01" in data)
+    s3_objects.delete(gone)  # k01 removed, its entry left behind
+    s3_objects.put_if_absent("order/999999999999kZGVhZA", b"dead")  # an entry, no item
+    assert list(store) == [f"k{i:02d}" for i in range(size) if i != 1]
+    assert len(store) == size - 1
+    store["k01"] = "again"  # a new life: a new entry, at the end
+    store["k00"] = "updated"  # an update keeps its place
+    expected = [f"k{i:02d}" for i in range(size) if i != 1] + ["k01"]
+    assert list(store) == expected
+    assert list(IODict(s3_objects)) == expected
+    assert entries[1] in set(s3_objects.list("order/"))  # the stale entry is only skipped
+    assert store.popitem(last=False) == ("k00", "updated")
+    assert store.popitem() == ("k01", "again")
+
+
+def test_the_first_key_costs_two_requests_however_big_the_dict(
+    proxy: S3FaultProxy, s3_bucket: str
+) -> None:
+    store = IODict(proxy.endpoint.store(s3_bucket, "first"))
+    store.update({f"k{i:02d}": i for i in range(30)})
+    before = len(proxy.forwarded)
+    assert next(iter(store)) == "k00"
+    assert [method for method, _, _ in proxy.forwarded[before:]] == ["GET", "GET"]
+    assert list(store) == [f"k{i:02d}" for i in range(30)]
 
 
 # -- writers and consumers racing ----------------------------------------------------------
@@ -236,12 +279,6 @@ def test_racing_consumers_each_take_every_item_once_oldest_first(
 
 
 # -- faults --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def proxy(s3_server: S3Endpoint) -> Iterator[S3FaultProxy]:
-    with S3FaultProxy(s3_server) as running:
-        yield running
 
 
 @pytest.mark.parametrize(("when", "status"), [("after", 503), ("after", 409), ("drop", 0)])

@@ -97,6 +97,9 @@ _LAST_BACKOFF = 0.25
 _REMEMBERED = 4096
 # Requests one call (update, clear, values) may have in flight at once.
 _PARALLEL = 16
+# Iteration checks this many first keys one GET each (cheap first key, however big the dict),
+# then the rest against one listing of the items.
+_CHECKED_ONE_BY_ONE = 8
 # Items `items()` and `values()` ask for at once (then yield in order before asking again).
 _FETCH_BATCH = 64
 
@@ -264,15 +267,18 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
         except ObjectNotFoundError:
             return b""  # removed since it was listed: its item is gone too
 
-    def _live_entries(self) -> list[Entry]:
-        """The order entries of the items that exist, in birth order.
+    def _live_entries(self, entries: Iterable[Entry], skip: set[str]) -> list[Entry]:
+        """The order entries of the items that exist, in birth order (``skip``: digests).
 
-        Lists ``order/`` first, then ``items/``: an item present during both listings had its
-        entry before the first began (entries are created before items), so every key that
-        exists throughout is found once. Entries of a key's earlier lives and of crashed
-        writers are dropped; where a key has several, its item says which birth is live.
+        Lists ``items/`` once: an item present throughout has its entry present throughout
+        the listing of ``order/`` too (entries are created before items and removed after
+        them), so every key that exists throughout is found once. Entries of a key's earlier
+        lives and of crashed writers are dropped; where a key has several, its item says
+        which birth is live.
         """
-        entries = [e for e in map(parse_entry, self._objects.list(ORDER)) if e is not None]
+        entries = [e for e in entries if e.digest not in skip]
+        if not entries:
+            return []
         live = {d for d in map(digest_of_item, self._objects.list(ITEMS)) if d is not None}
         counts = collections.Counter(e.digest for e in entries if e.digest in live)
         births: dict[str, int | None] = {}
@@ -300,36 +306,65 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
         except (ValueError, UnicodeDecodeError, IndexError) as error:
             raise CorruptFileError(self._name(entry.name), f"undecodable key: {error}") from None
 
-    def _live_keys(self) -> Iterator[tuple[Any, bytes]]:
-        """Yield (key, canonical bytes) of the live entries, in birth order."""
-        for entry in self._live_entries():
+    def _live_keys(self) -> Iterator[tuple[Any, bytes, Item | None]]:
+        """Yield (key, canonical bytes, item if it was read) of the live entries, in order.
+
+        The first `_CHECKED_ONE_BY_ONE` entries are checked against their items one GET at a
+        time, so that the first key costs one page of ``order/`` and one GET whatever the
+        size of the dict; the rest are checked against one listing of ``items/``.
+        """
+        listed = (e for e in map(parse_entry, self._objects.list(ORDER)) if e is not None)
+        yielded: set[str] = set()
+        for entry in listed:
             key_bytes = self._entry_key(entry)
             if entry.key_bytes is None and not key_bytes:
                 continue
-            yield self._decode_key(key_bytes, entry), key_bytes
+            item: Item | None = None
+            try:
+                item = self._fetch(key_bytes)
+                live = item is not None and item.birth == entry.birth
+            except CorruptFileError:
+                live = True  # its key exists; reading its value will say what is wrong
+            if live:
+                yielded.add(entry.digest)
+                yield self._decode_key(key_bytes, entry), key_bytes, item
+            if len(yielded) == _CHECKED_ONE_BY_ONE:
+                break
+        for entry in self._live_entries(listed, yielded):
+            key_bytes = self._entry_key(entry)
+            if entry.key_bytes is None and not key_bytes:
+                continue
+            yield self._decode_key(key_bytes, entry), key_bytes, None
 
     def __iter__(self) -> Iterator[KT]:
-        """Iterate over the keys in insertion order (two listings, then no request per key).
+        """Iterate over the keys in insertion order.
+
+        Costs one listing of ``order/`` (1,000 keys per request), a GET for each of the first
+        8 keys, then one listing of ``items/``: ``next(iter(d))`` is two requests however big
+        the dict is.
 
         The keys are listed when iteration starts: a key set or deleted meanwhile may or may
         not be seen; a key that exists throughout is seen exactly once, in its place.
         """
-        for key, _ in self._live_keys():
+        for key, _, _ in self._live_keys():
             yield key
 
     def _fetched_items(self) -> Iterator[tuple[Any, Any]]:
         """Yield (key, value) in insertion order, reading `_PARALLEL` items at a time."""
         live = self._live_keys()
         while batch := list(itertools.islice(live, _FETCH_BATCH)):
-            found = self._parallel([functools.partial(self._fetch, k) for _, k in batch])
-            for (key, key_bytes), item in zip(batch, found, strict=True):
-                if item is not None:  # deleted since it was listed
+            missing = [key_bytes for _, key_bytes, item in batch if item is None]
+            read = self._parallel([functools.partial(self._fetch, k) for k in missing])
+            found = dict(zip(missing, read, strict=True))
+            for key, key_bytes, listed in batch:
+                item = found[key_bytes] if listed is None else listed
+                if item is not None:  # None: deleted since it was listed
                     yield key, self._decode(key_bytes, item.payload)
 
     def items(self) -> ItemsView[KT, VT]:
         """Return a view of (key, value) pairs in insertion order.
 
-        Iterating it lists the keys (two listings) and reads the items 16 at a time; items
+        Iterating it lists the keys (see `__iter__`) and reads the items 16 at a time; items
         deleted meanwhile are skipped, an undecodable one raises `CorruptFileError`.
         """
         return _FetchedItems(self)
