@@ -8,6 +8,8 @@ Switch from tastypy by changing one import::
 - `ProgressTracker` / `Tracker`: a POD of tasks (done, aborted, tries) for resumable jobs.
 - `SharedPersistentOrderedDict` / `SharedPOD` and `SharedProgressTracker` / `SharedTracker`:
   the same, shared by any processes that open the folder, with no server process.
+- `POD` and `Tracker` also open on an object store (``s3://bucket/prefix`` or a
+  `persistkit.core.ObjectStore`), for workers on machines that share nothing else.
 
 Every sync is atomic (all its keys land or none) and goes through persistkit-core: a few
 changed keys are one record in the store's journal and one flush; the shard files, tastypy's

@@ -8,11 +8,13 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar
 
-from persistkit.core import Durability, check_durability, make_dirs
+from persistkit.core import Durability, ObjectStore, check_durability, make_dirs, open_object_store
 from persistkit.core.errors import InvalidArgumentError
 from persistkit.tracker import _exit_hooks
 from persistkit.tracker._exit_hooks import GUARD
 from persistkit.tracker._lines import Key, check_value, normalize_key
+from persistkit.tracker._model import MemoryModel
+from persistkit.tracker._object_state import ObjectState, check_object_options
 from persistkit.tracker._set_proxy import IN_PLACE, DeepProxy
 from persistkit.tracker._state import StoreState
 from persistkit.tracker._tasks import new_task
@@ -90,7 +92,7 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
 
     def __init__(  # noqa: PLR0917 - tastypy's positional signature
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | ObjectStore,
         init: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None,
         gzipped: bool = False,
         file_size: int = DEFAULT_FILE_SIZE,
@@ -105,12 +107,17 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
         if not isinstance(sync_at, int) or isinstance(sync_at, bool) or sync_at < 0:
             raise InvalidArgumentError(f"sync_at must be an int >= 0, not {sync_at!r}")
         check_durability(durability)
-        folder, read_only = _prepare_folder(path, read_only)
         self.sync_at = sync_at
         self._hold = False
-        self._state = self._open_state(
-            folder, bool(gzipped), file_size, clone and not read_only, durability, read_only
-        )
+        self._state: MemoryModel
+        if isinstance(path, ObjectStore) or is_object_location(path):
+            check_object_options(bool(gzipped))
+            self._state = _open_object_state(path, file_size, read_only)
+        else:
+            folder, read_only = _prepare_folder(path, read_only)
+            self._state = self._open_state(
+                folder, bool(gzipped), file_size, clone and not read_only, durability, read_only
+            )
         self.set = DeepProxy(self._call_deep)
         if init:
             self.update(init)
@@ -158,17 +165,17 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
     @property
     def read_only(self) -> bool:
         """Whether the store was opened for reading only (asked for, or read-only media)."""
-        return self._state.files.read_only
+        return self._state.read_only
 
-    def _live(self) -> StoreState:
+    def _live(self) -> MemoryModel:
         state = self._state
         if state.closed:
             raise ClosedStoreError(f"the store {state.folder!r} was closed")
         return state
 
-    def _writable(self) -> StoreState:
+    def _writable(self) -> MemoryModel:
         state = self._live()
-        state.files.refuse_writes()
+        state.refuse_writes()
         return state
 
     def __getitem__(self, key: Any) -> Any:
@@ -186,7 +193,7 @@ class PersistentOrderedDict(MutableMapping[Any, Any]):
     def __setitem__(self, key: Any, value: Any) -> None:
         # The hot path of bulk loading: kept flat on purpose (see the batched-sets benchmark).
         state = self._state
-        if state.closed or state.files.read_only:
+        if state.closed or state.read_only:
             self._writable()
         kind = type(key)
         if kind is not str and kind is not int:
@@ -489,6 +496,23 @@ def _call_method(target: Any, method: str, args: tuple[Any, ...], kwargs: dict[s
             raise AttributeError(f"{type(target).__name__!r} object has no attribute {method!r}")
         raise TypeError(f"unsupported operand for {method}: {type(target).__name__!r}")
     return result
+
+
+def is_object_location(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names an object store (``s3://bucket/prefix``) rather than a folder."""
+    return isinstance(path, str) and path.startswith("s3://")
+
+
+def _open_object_state(
+    location: str | os.PathLike[str] | ObjectStore, file_size: int, read_only: bool
+) -> ObjectState:
+    owned = not isinstance(location, ObjectStore)
+    store = location if isinstance(location, ObjectStore) else open_object_store(location)
+    state = ObjectState(store, file_size=file_size, read_only=read_only, owns_store=owned)
+    with _exit_hooks.signals_deferred():
+        state.load()
+    _exit_hooks.register(state)
+    return state
 
 
 def normalize_path(path: str | os.PathLike[str]) -> str:

@@ -36,6 +36,7 @@ from collections.abc import (
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from persistkit.core import Durability
+from persistkit.core.errors import InvalidArgumentError
 from persistkit.tracker import _exit_hooks
 from persistkit.tracker._exit_hooks import GUARD
 from persistkit.tracker._lines import Key, normalize_key
@@ -43,6 +44,7 @@ from persistkit.tracker._pod import (
     DEFAULT_FILE_SIZE,
     DEFAULT_SYNC_AT,
     PersistentOrderedDict,
+    is_object_location,
 )
 from persistkit.tracker._set_proxy import IN_PLACE, DeepProxy
 from persistkit.tracker._state import StoreState
@@ -201,10 +203,15 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         init: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None,
     ) -> None:
         """Open this process's in-memory store with ``options``, then apply ``init``."""
+        if not isinstance(path, str | os.PathLike) or is_object_location(path):
+            raise InvalidArgumentError(
+                f"{type(self).__name__} shares a folder between processes; on an object store "
+                "open a Tracker or POD: each of its syncs is shared with every other machine"
+            )
         self._options = options
         self._pod = self._inner_class(path, clone=False, **options)
         self._pod.hold()
-        state = self._pod._state
+        state = self._state
         _exit_hooks.unregister(state)
         state.share()
         self._lock = state.files.lock
@@ -227,7 +234,10 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
 
     @property
     def _state(self) -> StoreState:
-        return self._pod._state
+        state = self._pod._state
+        if not isinstance(state, StoreState):  # pragma: no cover - refused by _open
+            raise TypeError("a shared store lives in a folder")
+        return state
 
     # -- locking ------------------------------------------------------------------------------
 

@@ -58,15 +58,14 @@ from persistkit.tracker._lines import (
     encode_line_keeping,
     encode_lines,
 )
+from persistkit.tracker._model import MemoryModel, Shard
 from persistkit.tracker._shards import (
     JOURNAL_NAME,
     Manifest,
-    ShardFile,
     ShardRecord,
     Signature,
     StoreFolder,
 )
-from persistkit.tracker._tasks import ABORTED, DONE, TRIED, task_flags
 from persistkit.tracker.errors import IntegrityError
 
 CHECKPOINT_KEYS = 1000
@@ -122,55 +121,6 @@ def _release_journal(journal: Journal) -> None:
     journal.close()
 
 
-class _Shard:
-    """The keys of one shard, in order, and what is known about its file on disk."""
-
-    __slots__ = ("disk_count", "disk_keys", "keys", "path", "record", "signature")
-
-    def __init__(
-        self,
-        keys: list[Key],
-        disk_count: int,
-        signature: Signature | None,
-        record: ShardRecord | None,
-        path: str | None,
-    ) -> None:
-        self.keys = keys
-        self.disk_count = disk_count  # the file's number of lines
-        # The file's keys in order, once a removal made keys[:disk_count] differ from them.
-        self.disk_keys: list[Key] | None = None
-        self.signature = signature
-        self.record = record  # what the file on disk holds (None: no file yet)
-        self.path = path  # the file this shard was read from
-
-    @classmethod
-    def read(cls, shard: ShardFile) -> _Shard:
-        """Return the shard of a file just read."""
-        return cls(shard.keys, len(shard.keys), shard.signature, shard.record, shard.path)
-
-    @classmethod
-    def new(cls) -> _Shard:
-        """Return a shard that has no file yet."""
-        return cls([], 0, None, None, None)
-
-    def file_keys(self) -> list[Key]:
-        """The keys of the file's lines, in order (a prefix of `keys` until a removal)."""
-        return self.disk_keys if self.disk_keys is not None else self.keys[: self.disk_count]
-
-    def keep_file_order(self) -> None:
-        """Remember the file's keys before `keys` loses one of them."""
-        if self.disk_keys is None:
-            self.disk_keys = self.keys[: self.disk_count]
-
-    def written(self, path: str, signature: Signature | None, record: ShardRecord) -> None:
-        """Note that the file now holds exactly `keys`."""
-        self.disk_count = len(self.keys)
-        self.disk_keys = None
-        self.path = path
-        self.signature = signature
-        self.record = record
-
-
 @dataclass
 class Changes:
     """One sync's changes, in the order a record replays them."""
@@ -192,16 +142,11 @@ class Changes:
         return "\n".join(lines).encode("utf-8")
 
 
-class StoreState:
-    """The in-memory content of one store, shared by the POD objects that are clones.
+class StoreState(MemoryModel):
+    """One store on a folder: its content in memory, shared by the POD objects that are clones.
 
-    ``pending`` holds the keys to look at on the next sync: keys that were set, and keys
-    whose (mutable) value was handed out and may have been changed in place. At sync each
-    pending key's line is encoded and compared with its durable line (its last journal
-    record's, else its shard file's), so a key that was only read costs no write. For tracker
-    counters, ``pending`` maps each key to the task flags its value had when it became pending
-    (the counters still count those flags). ``added`` are the pending keys that are new since
-    the last sync, ``deleted`` the keys removed since.
+    At sync each pending key's line is encoded and compared with its durable line (its last
+    journal record's, else its shard file's), so a key that was only read costs no write.
 
     ``journaled`` maps each key set by a journal record since the last checkpoint to its line,
     and ``dirty`` holds the shards that differ from their files: the next checkpoint writes
@@ -217,23 +162,14 @@ class StoreState:
         durability: Durability,
         read_only: bool = False,
     ) -> None:
-        self.folder = folder
+        super().__init__(folder, file_size=file_size)
         self.files = StoreFolder(folder, gzipped, read_only=read_only)
         self.gzipped = gzipped
-        self.file_size = file_size
         self.durability: Durability = durability
         self.journal_path = os.path.join(folder, JOURNAL_NAME)
         self.journal: Journal | None = None
-        self.values: dict[Key, Any] = {}
-        self.shard_of: dict[Key, int] = {}
-        self.shards: list[_Shard] = []
         self.disk_shards = 0
-        self.pending: dict[Key, int] = {}
-        self.added: dict[Key, None] = {}
-        self.deleted: dict[Key, None] = {}
-        self.cleared = False
         self.journaled: dict[Key, str] = {}
-        self.dirty: set[int] = set()
         self.generation = 0
         self.manifest_signature: Signature | None = None
         self.seen = 0  # the journal position every record before which is applied
@@ -241,11 +177,8 @@ class StoreState:
         # durable already costs one read of shared memory, and threads of a shared store may
         # append while another flushes.
         self.unflushed: int | None = None
-        self.counts: list[int] | None = None
-        self.closed = False
         self.shared = False
         self.stale = False  # memory may differ from what was shared: read it all again
-        self.owner_pid = os.getpid()
         self._line_cache: OrderedDict[int, tuple[Signature, list[str]]] = OrderedDict()
 
     # -- loading ------------------------------------------------------------------------------
@@ -269,7 +202,7 @@ class StoreState:
             layout = files.layout(manifest)
             values: dict[Key, Any] = {}
             shard_of: dict[Key, int] = {}
-            shards: list[_Shard] = []
+            shards: list[Shard] = []
             for index, path in enumerate(layout.sources):
                 if index == layout.optional and not os.path.exists(path):
                     break  # a new shard announced by a one-shard sync that did not happen
@@ -288,7 +221,7 @@ class StoreState:
                 if len(values) - before != len(shard.keys):
                     raise IntegrityError(path, "a key appears twice")
                 shard_of.update(dict.fromkeys(shard.keys, index))
-                shards.append(_Shard.read(shard))
+                shards.append(Shard.read(shard))
             self.values, self.shard_of, self.shards = values, shard_of, shards
             self.disk_shards = len(shards)
             self.generation = manifest.generation if manifest is not None else 0
@@ -411,7 +344,7 @@ class StoreState:
         else:
             index = int(index_text)
             while len(self.shards) <= index:
-                self.shards.append(_Shard.new())
+                self.shards.append(Shard.new())
             self.shards[index].keys.append(key)
             self.shard_of[key] = index
         if counts is not None:
@@ -474,7 +407,7 @@ class StoreState:
         count = manifest.shards
         alternative = manifest.alternative
         while len(self.shards) < count:
-            self.shards.append(_Shard.new())
+            self.shards.append(Shard.new())
         for index in indexes:
             if index >= count:
                 continue
@@ -494,7 +427,7 @@ class StoreState:
                     self._count(value, 1)
                 self.values[key] = value
                 self.shard_of[key] = index
-            self.shards[index] = _Shard.read(shard)
+            self.shards[index] = Shard.read(shard)
         for index in range(count, len(self.shards)):
             self._drop_keys(self.shards[index].keys, index)
         del self.shards[count:]
@@ -508,122 +441,14 @@ class StoreState:
                 del self.values[key]
                 del self.shard_of[key]
 
-    def _count(self, value: Any, sign: int) -> None:
-        flags = task_flags(value)
-        if flags and self.counts is not None:
-            counts = self.counts
-            if flags & DONE:
-                counts[0] += sign
-            if flags & TRIED:
-                counts[1] += sign
-            if flags & ABORTED:
-                counts[2] += sign
+    @property
+    def read_only(self) -> bool:
+        """Whether the store was opened for reading only."""
+        return self.files.read_only
 
-    # -- counters -----------------------------------------------------------------------------
-
-    def task_counts(self) -> list[int]:
-        """Return [done, tried, aborted] over all values, exact at this moment."""
-        if self.counts is None:
-            self.counts = [0, 0, 0]
-            pending = self.pending
-            for key, value in self.values.items():
-                self._count(value, 1)
-                if key in pending:
-                    pending[key] = task_flags(value)
-            return self.counts
-        self._fold_pending()
-        return self.counts
-
-    def _fold_pending(self) -> None:
-        """Bring the counters up to date with in-place changes to pending values."""
-        if self.counts is None:
-            return
-        counts = self.counts
-        values = self.values
-        pending = self.pending
-        for key, old in pending.items():
-            new = task_flags(values[key])
-            if new != old:
-                for bit, slot in ((DONE, 0), (TRIED, 1), (ABORTED, 2)):
-                    counts[slot] += bool(new & bit) - bool(old & bit)
-                pending[key] = new
-
-    # -- changes ------------------------------------------------------------------------------
-
-    def touch(self, key: Key) -> None:
-        """Make ``key`` (present) pending: its value may be changed in place."""
-        if key not in self.pending:
-            self.pending[key] = task_flags(self.values[key]) if self.counts is not None else 0
-
-    def append(self, key: Key, value: Any) -> None:
-        """Add a new ``key`` (absent) at the end, with ``value`` (already validated)."""
-        shards = self.shards
-        last = shards[-1] if shards else None
-        if last is None or len(last.keys) >= self.file_size:
-            last = _Shard.new()
-            shards.append(last)
-        last.keys.append(key)
-        self.shard_of[key] = len(shards) - 1
-        self.values[key] = value
-        self.pending[key] = 0  # a new key: the counters do not count it yet
-        self.added[key] = None
-
-    def delete(self, key: Key) -> Any:
-        """Remove ``key`` (present) and return its value."""
-        value = self.values[key]
-        old = self.pending.pop(key, None)
-        self.added.pop(key, None)
-        if self.counts is not None and old is not None:
-            # The counters still count the flags the value had when it became pending.
-            for bit, slot in ((DONE, 0), (TRIED, 1), (ABORTED, 2)):
-                self.counts[slot] -= bool(old & bit)
-            self._count(value, 1)
-        self._remove(key)
-        self.deleted[key] = None
-        return value
-
-    def _remove(self, key: Key) -> None:
-        index = self.shard_of.pop(key)
-        value = self.values.pop(key)
-        if self.counts is not None:
-            self._count(value, -1)
-        shard = self.shards[index]
-        shard.keep_file_order()
-        shard.keys.remove(key)
-        self.dirty.add(index)
-
-    def clear(self) -> None:
-        """Remove every key."""
-        self._remove_all()
-        self.pending.clear()
-        self.added.clear()
-        self.deleted.clear()
-        self.cleared = True
-
-    def _remove_all(self) -> None:
-        for index, shard in enumerate(self.shards):
-            if shard.keys or shard.disk_count:
-                shard.keep_file_order()
-                shard.keys = []
-                self.dirty.add(index)
-        self.values.clear()
-        self.shard_of.clear()
-        if self.counts is not None:
-            self.counts = [0, 0, 0]
-
-    def change_count(self) -> int:
-        """How many keys the next sync looks at (set, read, added or removed)."""
-        return len(self.pending) + len(self.deleted) + self.cleared
-
-    def _has_changes(self) -> bool:
-        return bool(self.pending or self.deleted or self.cleared)
-
-    def forget_changes(self) -> None:
-        """Drop the record of what changed since the last sync (not the changes in memory)."""
-        self.pending.clear()
-        self.added.clear()
-        self.deleted.clear()
-        self.cleared = False
+    def refuse_writes(self) -> None:
+        """Raise `ReadOnlyStoreError` if the store is open for reading only."""
+        self.files.refuse_writes()
 
     # -- syncing ------------------------------------------------------------------------------
 

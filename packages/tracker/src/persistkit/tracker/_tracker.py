@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from persistkit.core import Durability
+from persistkit.core import Durability, ObjectStore
 from persistkit.core.errors import InvalidArgumentError
 from persistkit.tracker._lines import normalize_key
 from persistkit.tracker._pod import (
@@ -51,7 +51,7 @@ class ProgressTracker(PersistentOrderedDict, ProgressCounters, opened_by_max_tri
 
     def __init__(  # noqa: PLR0917 - tastypy's positional signature
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | ObjectStore,
         max_tries: int = 0,
         init: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None,
         gzipped: bool = False,
