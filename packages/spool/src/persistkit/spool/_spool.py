@@ -20,6 +20,7 @@ from persistkit.core import (
     Batch,
     DirectoryWatch,
     Durability,
+    ObjectStore,
     WatchKind,
     atomic_write,
     check_durability,
@@ -119,8 +120,12 @@ class Spool:
     and, with ``keep_done``, ``done``. Writers stage under hidden names (readers skip names
     starting with a dot, as the maildir spec asks).
 
+    In an object store (``Spool("s3://bucket/prefix")``, or an `ObjectStore`) the same API
+    runs on objects and conditional writes: see `ObjectSpool` and the guide.
+
     Args:
-        path: the spool's folder; it and its areas are created where missing.
+        path: the spool's folder; it and its areas are created where missing. Or an
+            ``s3://bucket/prefix`` URL or an `ObjectStore` (then an `ObjectSpool` is made).
         lease: seconds a claim lasts before the message can be claimed again (`renew`
             extends it). 0 means a claim may be taken over at once (useful in tests).
         max_tries: claims a message gets before it is moved to ``dead``.
@@ -156,7 +161,7 @@ class Spool:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | ObjectStore,
         *,
         lease: float = 300.0,
         max_tries: int = 5,
@@ -166,14 +171,8 @@ class Spool:
         watch: WatchKind = "auto",
         create: bool = True,
     ) -> None:
-        if not (isinstance(lease, int | float) and math.isfinite(lease) and lease >= 0):
-            raise InvalidArgumentError(f"lease must be a number of seconds >= 0, not {lease!r}")
-        if not isinstance(max_tries, int) or max_tries < 1:
-            raise InvalidArgumentError(f"max_tries must be an int >= 1, not {max_tries!r}")
-        check_durability(durability)
-        if watch not in ("auto", "inotify", "poll"):
-            raise InvalidArgumentError(f"watch must be 'auto', 'inotify' or 'poll', not {watch!r}")
-        self.path = os.fspath(path)
+        self._check_options(lease, max_tries, durability, watch)
+        self.path = os.fspath(path)  # type: ignore[arg-type] # an ObjectStore made an ObjectSpool
         self.lease = float(lease)
         self.max_tries = max_tries
         self.durability: Durability = durability
@@ -195,6 +194,25 @@ class Spool:
             self.prepare()
         elif not os.path.isdir(self.path):
             raise FileNotFoundError(errno.ENOENT, "no spool here (not a folder)", self.path)
+
+    def __new__(cls, path: str | os.PathLike[str] | ObjectStore, **options: Any) -> Spool:
+        """Make a `Spool`, or an `ObjectSpool` for an ``s3://`` URL or an `ObjectStore`."""
+        if cls is Spool and is_object_location(path):
+            # ObjectSpool subclasses Spool, so it can only be imported once Spool exists.
+            from persistkit.spool._object_spool import ObjectSpool  # noqa: PLC0415
+
+            return object.__new__(ObjectSpool)
+        return object.__new__(cls)
+
+    @staticmethod
+    def _check_options(lease: float, max_tries: int, durability: Durability, watch: str) -> None:
+        if not (isinstance(lease, int | float) and math.isfinite(lease) and lease >= 0):
+            raise InvalidArgumentError(f"lease must be a number of seconds >= 0, not {lease!r}")
+        if not isinstance(max_tries, int) or max_tries < 1:
+            raise InvalidArgumentError(f"max_tries must be an int >= 1, not {max_tries!r}")
+        check_durability(durability)
+        if watch not in ("auto", "inotify", "poll"):
+            raise InvalidArgumentError(f"watch must be 'auto', 'inotify' or 'poll', not {watch!r}")
 
     # -- folders -----------------------------------------------------------------------
 
@@ -649,6 +667,23 @@ def _payload(data: object, encoding: str) -> bytes | bytearray | memoryview | IO
     raise SerializationError(
         f"a message is bytes, str or a readable file object, not {type(data).__name__}"
     )
+
+
+def as_bytes(data: Payload, encoding: str) -> bytes:
+    """Return a message's whole content as bytes (a file object is read to its end).
+
+    Raises:
+        SerializationError: ``data`` is none of the accepted types.
+    """
+    payload = _payload(data, encoding)
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload)
+    return _read_all(payload, encoding)
+
+
+def is_object_location(path: object) -> bool:
+    """Whether ``path`` names an object store (an `ObjectStore` or an ``s3://`` URL)."""
+    return isinstance(path, ObjectStore) or (isinstance(path, str) and path.startswith("s3://"))
 
 
 def _read_all(source: IO[Any], encoding: str) -> bytes:
