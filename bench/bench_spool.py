@@ -26,6 +26,13 @@ Without fsync (safe against a process crash only):
 - persistkit Spool with ``durability="atomic"``, and `FileStore` with ``durability="atomic"``
   used exactly as gocept.filestore is.
 - os-only: the hand-written protocol without its fsyncs.
+
+In an object store (no backlog; each message delivered, claimed and finished in turn): the
+file spool (durable) against the same API on S3 (SeaweedFS on loopback, started by
+``bench_objectstore``): deliver is 1 PUT, claim 2 requests (create the claim, read the
+message) plus a listing of ``new/`` and ``claims/`` when its candidates run out, done 3 (swap
+the claim, delete the message, delete the claim). Then 4 consumer threads, each with its own
+spool and connections, working off a backlog delivered untimed: messages done per second.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from __future__ import annotations
 import mailbox
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 from harness import Workload, fsync_dir
@@ -222,4 +230,79 @@ def workloads(quick: bool) -> list[Workload]:
         note="gocept's API and usage, names checked, create-only",
     )
     fast.add("os-only (no fsync)", _os_only(sync=False), setup=backlog, note="hand-written")
-    return [durable, fast]
+    return [durable, fast, *_object_store_workloads(quick)]
+
+
+CONSUMERS = 4
+
+
+def _object_store_workloads(quick: bool):
+    from bench_objectstore import s3, s3_endpoint  # the loopback S3 server, started once
+
+    one = Workload(
+        "spool in an object store: deliver + claim + done, one message at a time",
+        50 if quick else 200,
+        "file spool",
+    )
+    many = Workload(
+        f"spool in an object store: {CONSUMERS} consumers working off a backlog (claim + done)",
+        80 if quick else 400,
+        "file spool",
+        unit="messages/s",
+    )
+    one.add("file spool", _spool("durable"), note="durable: five fsyncs per message")
+    many.add(
+        "file spool",
+        _consume_together,
+        setup=lambda d, n: _prepare_consumers(lambda: Spool(d / "spool"), n),
+        note=f"{CONSUMERS} threads, renames",
+    )
+    if s3_endpoint() is not None:
+        one.add("S3 (SeaweedFS, loopback)", _object_spool(s3), note="6 requests + listings")
+        many.add(
+            "S3 (SeaweedFS, loopback)",
+            _consume_together,
+            setup=lambda d, n: _prepare_consumers(lambda: Spool(s3(d)), n),
+            note=f"{CONSUMERS} threads, conditional writes",
+        )
+    return [one, many]
+
+
+def _object_spool(opener):
+    def run(directory: Path, n: int) -> None:
+        spool = Spool(opener(directory))
+        for _ in range(n):
+            spool.deliver(PAYLOAD)
+            message = spool.claim()
+            assert message is not None
+            message.read_bytes()
+            spool.done(message)
+
+    return run
+
+
+_consumers: list[Spool] = []
+
+
+def _prepare_consumers(make_spool, n: int) -> None:
+    """Deliver the backlog and open the consumers' spools (connections) before the clock runs."""
+    _consumers[:] = [make_spool() for _ in range(CONSUMERS)]
+    _consumers[0].deliver_many(PAYLOAD for _ in range(n))
+
+
+def _consume_together(directory: Path, n: int) -> None:
+    spools, finished = list(_consumers), []
+    start = threading.Barrier(len(spools))
+
+    def consumer(spool: Spool) -> None:
+        start.wait()
+        while (message := spool.claim()) is not None:
+            spool.done(message)
+            finished.append(message.id)
+
+    threads = [threading.Thread(target=consumer, args=(spool,)) for spool in spools]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(finished) == n
