@@ -130,9 +130,12 @@ def _os_only(sync: bool, *, power_cut_safe: bool = False):
     return run
 
 
-def _spool(durability: str, *, many: bool = False):
+def _spool(durability: str, *, opener=None):
+    """A hand-off, one message at a time: in ``directory``, or where ``opener(directory)`` says."""
+
     def run(directory: Path, n: int) -> None:
-        spool = Spool(directory, durability=durability)  # type: ignore[arg-type]
+        where = directory if opener is None else opener(directory)
+        spool = Spool(where, durability=durability)  # type: ignore[arg-type]
         for _ in range(n):
             spool.deliver(PAYLOAD)
             message = spool.claim()
@@ -258,7 +261,9 @@ def _object_store_workloads(quick: bool):
         note=f"{CONSUMERS} threads, renames",
     )
     if s3_endpoint() is not None:
-        one.add("S3 (SeaweedFS, loopback)", _object_spool(s3), note="6 requests + listings")
+        one.add(
+            "S3 (SeaweedFS, loopback)", _spool("durable", opener=s3), note="6 requests + listings"
+        )
         many.add(
             "S3 (SeaweedFS, loopback)",
             _consume_together,
@@ -266,19 +271,6 @@ def _object_store_workloads(quick: bool):
             note=f"{CONSUMERS} threads, conditional writes",
         )
     return [one, many]
-
-
-def _object_spool(opener):
-    def run(directory: Path, n: int) -> None:
-        spool = Spool(opener(directory))
-        for _ in range(n):
-            spool.deliver(PAYLOAD)
-            message = spool.claim()
-            assert message is not None
-            message.read_bytes()
-            spool.done(message)
-
-    return run
 
 
 _consumers: list[Spool] = []
