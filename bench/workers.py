@@ -21,17 +21,21 @@ def start(
     arguments: Sequence[Sequence[str]],
     *,
     env: Mapping[str, str] | None = None,
+    envs: Sequence[Mapping[str, str]] | None = None,
 ) -> None:
-    """Start one worker per argument list and wait until every one says ``ready``."""
+    """Start one worker per argument list and wait until every one says ``ready``.
+
+    ``envs`` gives each worker its own environment (e.g. its own S3 gateway); else ``env``.
+    """
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", program, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=env,
+            env=envs[index] if envs is not None else env,
         )
-        for args in arguments
+        for index, args in enumerate(arguments)
     ]
     for proc in procs:
         assert proc.stdout is not None
