@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from persistkit.core.testing import snapshot_tree
+from persistkit.core.testing import S3Endpoint, snapshot_tree
 from persistkit.tracker import POD, Tracker
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -221,3 +221,26 @@ def test_usage_errors_exit_2(run: Run) -> None:
 @pytest.fixture
 def run(persistkit_command: Run) -> Run:
     return persistkit_command
+
+
+def test_a_tracker_on_s3_is_shown_without_writing(
+    s3_server: S3Endpoint, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3_server.create_bucket()
+    tracker = Tracker(s3_server.store(bucket, "jobs/crawl"))
+    tracker.add_many(["a", "b", "c"])
+    tracker.mark_done("a")
+    tracker.sync()  # one record after nothing: no checkpoint yet
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    store = s3_server.store(bucket)
+    before = {key: store.get(key).version for key in store.list()}
+    result = run("tracker", f"s3://{bucket}/jobs/crawl", "--todo")
+    assert result.returncode == 0, result.stderr
+    assert fields(result.stdout)["done"] == "1" and fields(result.stdout)["tasks"] == "3"
+    assert '  "b"\n  "c"\n' in result.stdout
+    assert {key: store.get(key).version for key in store.list()} == before
+
+    missing = run("tracker", f"s3://{bucket}/nothing-here")
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+    assert "no tracker here" in missing.stderr

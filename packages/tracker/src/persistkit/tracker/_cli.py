@@ -1,5 +1,7 @@
 """``persistkit tracker DIR``: a tracker's counts and progress, without changing anything.
 
+``DIR`` may also be ``s3://bucket/prefix``: the tracker is read with GETs and LISTs only.
+
 Opens the store with ``read_only=True``: nothing is created, recovered, swept or locked for
 writing (a shared lock is taken only where the lock file exists), so it is safe on a live
 store, a backup or read-only media. A damaged store fails as ``corrupt`` naming the file
@@ -15,6 +17,8 @@ from typing import Any
 
 from persistkit.core import cli
 from persistkit.tracker._lines import Key
+from persistkit.tracker._object_state import ObjectState
+from persistkit.tracker._pod import is_object_location
 from persistkit.tracker._shards import find_store
 from persistkit.tracker._tracker import Tracker
 
@@ -26,7 +30,7 @@ def register(commands: cli.Commands) -> None:
         help="show a progress tracker's counts and progress bar, without changing anything",
         handler=_show,
     )
-    parser.add_argument("path", help="the tracker's folder")
+    parser.add_argument("path", help="the tracker's folder, or s3://bucket/prefix")
     parser.add_argument(
         "--todo",
         action="store_true",
@@ -65,8 +69,18 @@ def _shown(key: Key) -> str:
     return json.dumps(_json_key(key), ensure_ascii=False)
 
 
-def _show(args: argparse.Namespace, out: cli.Output) -> None:
-    folder = cli.existing_folder(args.path, what="a tracker")
+def _open(path: str, max_tries: int) -> tuple[Tracker, bool]:
+    """Open the tracker at ``path`` (a folder or ``s3://``) for reading; say if gzipped."""
+    if is_object_location(path):
+        tracker = Tracker(path, max_tries=max_tries, read_only=True)
+        state = tracker._state
+        if isinstance(state, ObjectState) and state.seq == 0 and not state.values:
+            tracker.close()
+            raise cli.CommandError(
+                "no tracker here (no checkpoint, no journal record)", path=path, kind="missing"
+            )
+        return tracker, False
+    folder = cli.existing_folder(path, what="a tracker")
     gzipped = find_store(folder)
     if gzipped is None:
         raise cli.CommandError(
@@ -74,7 +88,11 @@ def _show(args: argparse.Namespace, out: cli.Output) -> None:
             path=folder,
             kind="wrong_kind",
         )
-    tracker = Tracker(folder, max_tries=args.max_tries, gzipped=gzipped, read_only=True)
+    return Tracker(folder, max_tries=max_tries, gzipped=gzipped, read_only=True), gzipped
+
+
+def _show(args: argparse.Namespace, out: cli.Output) -> None:
+    tracker, gzipped = _open(args.path, args.max_tries)
     try:
         progress = tracker.progress()
         values = tracker._state.values
