@@ -32,14 +32,21 @@ file spool (durable) against the same API on S3 (SeaweedFS on loopback, started 
 ``bench_objectstore``): deliver is 1 PUT, claim 2 requests (create the claim, read the
 message) plus a listing of ``new/`` and ``claims/`` when its candidates run out, done 3 (swap
 the claim, delete the message, delete the claim). Then 4 consumer threads, each with its own
-spool and connections, working off a backlog delivered untimed: messages done per second.
+spool and connections, working off a backlog delivered untimed: messages done per second;
+also on a distributed SeaweedFS started here (one master, three volume servers with a second
+copy of every volume, two filers, two S3 gateways), half of the consumers on each gateway, as
+if on two machines. The threads share one Python process (boto3 spends milliseconds of CPU
+per request), so on a small machine these rates are bound by the CPU.
 """
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import mailbox
 import os
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -270,7 +277,48 @@ def _object_store_workloads(quick: bool):
             setup=lambda d, n: _prepare_consumers(lambda: Spool(s3(d)), n),
             note=f"{CONSUMERS} threads, conditional writes",
         )
+    gateways = _cluster_gateways()
+    if gateways:
+        many.add(
+            "S3, SeaweedFS cluster, 2 gateways",
+            _consume_together,
+            setup=lambda d, n: _prepare_consumers(_on_gateways(gateways, d), n),
+            note=f"{CONSUMERS} threads, half on each gateway; 3 volume servers, replicated",
+        )
     return [one, many]
+
+
+_cluster: list[object] = []
+
+
+def _cluster_gateways():
+    """Start a distributed SeaweedFS once for the run (its S3 gateways), or [] if it cannot run."""
+    from persistkit.core.testing import SeaweedCluster, ServerUnavailableError
+
+    if not _cluster:
+        try:
+            cluster = SeaweedCluster(Path(tempfile.mkdtemp(prefix="persistkit-bench-cluster-")))
+            cluster.start()
+        except (ServerUnavailableError, OSError) as reason:
+            print(f"(cluster case skipped: {reason})")
+            _cluster.append(None)
+            return []
+        atexit.register(cluster.kill)
+        bucket = cluster.endpoints[0].create_bucket()
+        _cluster.append([(gateway, bucket) for gateway in cluster.endpoints])
+    return _cluster[0] or []
+
+
+def _on_gateways(gateways, directory: Path):
+    """A maker of spools on one prefix, each through the next gateway in turn."""
+    turn = itertools.cycle(gateways)
+    prefix = f"bench/{directory.parent.name}-{directory.name}"
+
+    def make() -> Spool:
+        gateway, bucket = next(turn)
+        return Spool(gateway.store(bucket, prefix))
+
+    return make
 
 
 _consumers: list[Spool] = []

@@ -8,7 +8,10 @@ injected with `S3FaultProxy` (no server fails on cue), and the tests say so; the
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ import pytest
 
 from persistkit.core import LocalObjectStore, ObjectStore, OutcomeUnknownError
 from persistkit.core.errors import InvalidArgumentError
+from persistkit.core.pytest_plugin import StartSeaweed
 from persistkit.core.testing import Fault, S3Endpoint, S3FaultProxy
 from persistkit.spool import LeaseLostError, Message, Spool
 from persistkit.spool._object_spool import Claim, ObjectSpool
@@ -290,3 +294,77 @@ def test_a_done_refused_by_a_failing_server_raises_and_can_be_called_again(
     assert spool.count("cur") == 1  # nothing changed: still claimed by us
     spool.done(message)
     assert list(through_proxy.list()) == []
+
+
+# -- the server killed mid-run (real) -------------------------------------------------------
+
+PRODUCER = r"""
+import sys
+from persistkit.core import S3ObjectStore, StoreUnavailableError
+from persistkit.spool import Spool
+endpoint, key_id, secret, bucket = sys.argv[1:5]
+objects = S3ObjectStore(bucket, "jobs", endpoint_url=endpoint, access_key=key_id,
+                        secret_key=secret, region="us-east-1", retries=2, settle_attempts=2)
+spool = Spool(objects)
+try:
+    for i in range(100_000):
+        unique = spool.deliver(f"job {i}".encode())
+        print("ack", unique, i, flush=True)
+except StoreUnavailableError as error:
+    print("error", type(error).__name__, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_the_server_killed_mid_delivery_loses_nothing_acknowledged_and_brings_nothing_back(
+    seaweedfs: StartSeaweed,
+) -> None:
+    server = seaweedfs()
+    endpoint = server.endpoint
+    bucket = endpoint.create_bucket()
+    with endpoint.store(bucket, "jobs") as objects:
+        consumer = Spool(objects)
+        finished = consumer.deliver(b"finished before the crash")
+        message = consumer.claim()
+        assert message is not None
+        consumer.done(message)
+    producer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            PRODUCER,
+            endpoint.endpoint_url,
+            endpoint.access_key,
+            endpoint.secret_key,
+            bucket,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"},
+    )
+    assert producer.stdout is not None
+    lines = []
+    for line in producer.stdout:
+        lines.append(line)
+        if len(lines) == 20:
+            server.kill()  # SIGKILL, while the producer delivers the next message
+            break
+    lines.extend(producer.stdout.read().splitlines())
+    assert producer.wait(timeout=120) == 0
+    assert lines[-1].startswith("error "), lines[-3:]  # a typed error, not a crash
+    acknowledged = {
+        unique: f"job {i}".encode()
+        for _, unique, i in (line.split() for line in lines if line.startswith("ack"))
+    }
+
+    server.start()
+    with endpoint.store(bucket, "jobs") as objects:
+        spool = Spool(objects)
+        found = {}
+        while (message := spool.claim()) is not None:
+            found[message.id] = message.read_bytes()  # whole: every message is complete
+            spool.done(message)
+    assert finished not in found  # a message done before the crash stays done
+    # Every acknowledged delivery is there; the one in flight may have landed too.
+    assert {unique: found[unique] for unique in acknowledged} == acknowledged
+    assert len(found) - len(acknowledged) in (0, 1)
