@@ -8,6 +8,7 @@ injected with `S3FaultProxy` (no server fails on cue), and the tests say so; the
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import subprocess
@@ -190,6 +191,13 @@ def test_objects_the_spool_did_not_write_are_reported_and_left_alone(
     assert spool.clean() == []
     assert sorted(objects.list()) == sorted([f"new/{unique}", f"claims/{unique}", "notes.txt"])
     assert objects.get(f"claims/{unique}").data == b"written by someone else"
+
+
+def test_a_spool_object_can_still_be_copied(objects: ObjectStore, tmp_path: Path) -> None:
+    # Spool.__new__ picks the class from the location; copy makes objects without one.
+    for spool in (Spool(objects), Spool(tmp_path / "files")):
+        twin = copy.copy(spool)
+        assert (type(twin), twin.path) == (type(spool), spool.path)
 
 
 def test_a_message_from_another_spool_or_a_file_spool_is_refused(

@@ -195,8 +195,13 @@ class Spool:
         elif not os.path.isdir(self.path):
             raise FileNotFoundError(errno.ENOENT, "no spool here (not a folder)", self.path)
 
-    def __new__(cls, path: str | os.PathLike[str] | ObjectStore, **options: Any) -> Spool:
-        """Make a `Spool`, or an `ObjectSpool` for an ``s3://`` URL or an `ObjectStore`."""
+    def __new__(
+        cls, path: str | os.PathLike[str] | ObjectStore | None = None, **options: Any
+    ) -> Spool:
+        """Make a `Spool`, or an `ObjectSpool` for an ``s3://`` URL or an `ObjectStore`.
+
+        ``path`` may be missing only for `copy`, which makes the object without arguments.
+        """
         if cls is Spool and is_object_location(path):
             # ObjectSpool subclasses Spool, so it can only be imported once Spool exists.
             from persistkit.spool._object_spool import ObjectSpool  # noqa: PLC0415
