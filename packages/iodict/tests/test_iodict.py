@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import tempfile
@@ -103,6 +104,14 @@ def test_copy_is_a_dict_snapshot(store: IODict) -> None:
     assert type(snapshot) is dict and snapshot == {"a": [1]}
     store["a"] = [2]
     assert snapshot == {"a": [1]}
+
+
+def test_copy_module_makes_another_handle_on_the_same_store(store: IODict) -> None:
+    store["a"] = 1
+    other = copy.copy(store)
+    assert type(other) is type(store)
+    other["b"] = 2
+    assert dict(store) == {"a": 1, "b": 2}
 
 
 def test_leaving_with_block_keeps_data(tmp_path: Path) -> None:

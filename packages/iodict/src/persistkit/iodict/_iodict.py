@@ -214,8 +214,13 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         if object_store:
             IODict._object_variant = cls
 
-    def __new__(cls, path: str | os.PathLike[str] | ObjectStore, *args: Any, **kwargs: Any) -> Any:
+    def __new__(
+        cls, path: str | os.PathLike[str] | ObjectStore | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
         """Make a folder's IODict, or the object-store variant for an s3:// URL or a store.
+
+        ``path`` is None only when `copy` or `pickle` re-create an object (then ``__init__``
+        is not called and the class is kept).
 
         Raises:
             InvalidArgumentError: a URL of another scheme, or an object store given to a
@@ -223,6 +228,8 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         """
         variant = IODict._object_variant
         assert variant is not None, "persistkit.iodict registers its object-store variant"
+        if path is None:
+            return super().__new__(cls)
         if isinstance(path, ObjectStore) or (isinstance(path, str) and path.startswith("s3://")):
             if issubclass(cls, variant):
                 return super().__new__(cls)
