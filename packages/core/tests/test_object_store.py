@@ -16,6 +16,7 @@ import pytest
 
 from persistkit.core import (
     ConflictError,
+    InvalidArgumentError,
     InvalidNameError,
     ObjectExistsError,
     ObjectNotFoundError,
@@ -221,6 +222,17 @@ def test_list_resumes_after_a_key(store: ObjectStore) -> None:
         store.put(key, b"x")
     assert list(store.list(start_after="k009")) == keys[10:]
     assert list(store.list("k01", start_after="k012")) == keys[13:20]
+
+
+def test_list_in_small_pages_yields_the_same_keys(store: ObjectStore) -> None:
+    keys = [f"k{i:03d}" for i in range(7)]
+    for key in keys:
+        store.put(key, b"x")
+    assert list(store.list(page_size=2)) == keys
+    assert list(store.list("k", start_after="k002", page_size=1)) == keys[3:]
+    for wrong in (0, 1001, 2.0):
+        with pytest.raises(InvalidArgumentError):
+            list(store.list(page_size=wrong))  # type: ignore[arg-type] # 2.0 is the point
 
 
 @pytest.mark.slow

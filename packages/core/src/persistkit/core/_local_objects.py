@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from persistkit.core import _object_keys
 from persistkit.core._durability import Durability, check_durability
 from persistkit.core._lock import FileLock
-from persistkit.core._object_store import ObjectStore, StoredObject
+from persistkit.core._object_store import ObjectStore, StoredObject, check_page_size
 from persistkit.core._primitives import make_dirs, remove
 from persistkit.core._writer import write_bytes
 from persistkit.core.errors import (
@@ -169,8 +169,11 @@ class LocalObjectStore(ObjectStore):
                 f"{key!r} was expected at version {version}, but it is at {current.version}"
             )
 
-    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[str]:
-        """Yield the keys starting with ``prefix`` (see `ObjectStore.list`)."""
+    def list(
+        self, prefix: str = "", *, start_after: str | None = None, page_size: int = 1000
+    ) -> Iterator[str]:
+        """Yield the keys starting with ``prefix`` (see `ObjectStore.list`; no pages here)."""
+        check_page_size(page_size)
         wanted = _object_keys.name_prefix(prefix)
         after = None if start_after is None else _object_keys.name_prefix(start_after)
         folder, _, _ = wanted.rpartition(_object_keys.CUT)

@@ -17,6 +17,17 @@ import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from persistkit.core.errors import InvalidArgumentError
+
+# S3's ListObjectsV2 returns at most this many keys per request.
+MAX_PAGE_SIZE = 1000
+
+
+def check_page_size(page_size: int) -> None:
+    """Refuse a listing page size outside 1..1000 (`InvalidArgumentError`)."""
+    if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidArgumentError(f"page_size must be an int from 1 to 1000, not {page_size!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
@@ -109,7 +120,9 @@ class ObjectStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[str]:
+    def list(
+        self, prefix: str = "", *, start_after: str | None = None, page_size: int = 1000
+    ) -> Iterator[str]:
         """Yield the keys that start with ``prefix``, page by page.
 
         Keys come in the order of their object names' bytes, the same on every backend (not
@@ -119,6 +132,11 @@ class ObjectStore(abc.ABC):
         Args:
             prefix: only keys starting with this.
             start_after: only keys after this one in listing order (to resume a listing).
+            page_size: how many keys one request asks for, 1 to 1000 (S3's most). A small
+                page makes reading only the first few keys cheap; the keys are the same.
+
+        Raises:
+            InvalidArgumentError: ``page_size`` is not in 1..1000.
         """
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release

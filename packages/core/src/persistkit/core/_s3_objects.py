@@ -32,7 +32,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from persistkit.core import _object_keys, _s3_capabilities
-from persistkit.core._object_store import ObjectStore, StoredObject
+from persistkit.core._object_store import (
+    MAX_PAGE_SIZE,
+    ObjectStore,
+    StoredObject,
+    check_page_size,
+)
 from persistkit.core.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -48,7 +53,6 @@ if TYPE_CHECKING:
     from persistkit.core._s3_capabilities import S3Capabilities
 
 WRITER_META = "persistkit-writer"
-PAGE_SIZE = 1000
 _SEGMENT_MAX = 255
 _AMBIGUOUS_STATUS = frozenset({409, 500, 502, 503, 504})
 
@@ -241,10 +245,13 @@ class S3ObjectStore(ObjectStore):
             if _status(error) != 404:
                 self._raise(error, key)
 
-    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[str]:
-        """Yield the keys starting with ``prefix``: one LIST request per 1000 objects."""
+    def list(
+        self, prefix: str = "", *, start_after: str | None = None, page_size: int = MAX_PAGE_SIZE
+    ) -> Iterator[str]:
+        """Yield the keys starting with ``prefix``: one LIST request per ``page_size`` objects."""
+        check_page_size(page_size)
         wanted = self._base + _object_keys.name_prefix(prefix)
-        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": wanted, "MaxKeys": PAGE_SIZE}
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": wanted, "MaxKeys": page_size}
         if start_after is not None:
             request["StartAfter"] = self._base + _object_keys.name_prefix(start_after)
         while True:
