@@ -224,15 +224,26 @@ def test_writers_that_died_between_their_two_requests_leave_a_dict_read_right(
     assert store.popitem() == ("k01", "again")
 
 
-def test_the_first_key_costs_two_requests_however_big_the_dict(
+def test_the_first_key_and_popleft_cost_a_few_requests_however_big_the_dict(
     proxy: S3FaultProxy, s3_bucket: str
 ) -> None:
     store = IODict(proxy.endpoint.store(s3_bucket, "first"))
     store.update({f"k{i:02d}": i for i in range(30)})
     before = len(proxy.forwarded)
     assert next(iter(store)) == "k00"
-    assert [method for method, _, _ in proxy.forwarded[before:]] == ["GET", "GET"]
-    assert list(store) == [f"k{i:02d}" for i in range(30)]
+    sent = proxy.forwarded[before:]
+    assert [method for method, _, _ in sent] == ["GET", "GET"]  # a LIST, then the item
+    assert "max-keys=16" in sent[0][1]  # a short page, whatever the size of the dict
+    before = len(proxy.forwarded)
+    assert store.popleft() == 0
+    assert [method for method, _, _ in proxy.forwarded[before:]] == [
+        "GET",
+        "GET",
+        "DELETE",
+        "DELETE",
+    ]
+    assert list(store) == [f"k{i:02d}" for i in range(1, 30)]  # past the first page too
+    assert store.popitem() == ("k29", 29)
 
 
 # -- writers and consumers racing ----------------------------------------------------------

@@ -100,6 +100,8 @@ _PARALLEL = 16
 # Iteration checks this many first keys one GET each (cheap first key, however big the dict),
 # then the rest against one listing of the items.
 _CHECKED_ONE_BY_ONE = 8
+# The first page of order entries a reader asks for (then pages of 1,000).
+_FIRST_PAGE = 16
 # Items `items()` and `values()` ask for at once (then yield in order before asking again).
 _FETCH_BATCH = 64
 
@@ -306,6 +308,21 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
         except (ValueError, UnicodeDecodeError, IndexError) as error:
             raise CorruptFileError(self._name(entry.name), f"undecodable key: {error}") from None
 
+    def _entries(self) -> Iterator[Entry]:
+        """Yield the order entries in birth order: a first small page, then pages of 1,000.
+
+        The small page keeps the first key and ``popleft`` at one short LIST request however
+        many keys the dict holds.
+        """
+        head = list(itertools.islice(self._objects.list(ORDER, page_size=_FIRST_PAGE), _FIRST_PAGE))
+        names: Iterable[str] = head
+        if len(head) == _FIRST_PAGE:
+            names = itertools.chain(head, self._objects.list(ORDER, start_after=head[-1]))
+        for name in names:
+            entry = parse_entry(name)
+            if entry is not None:
+                yield entry
+
     def _live_keys(self) -> Iterator[tuple[Any, bytes, Item | None]]:
         """Yield (key, canonical bytes, item if it was read) of the live entries, in order.
 
@@ -313,7 +330,7 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
         time, so that the first key costs one page of ``order/`` and one GET whatever the
         size of the dict; the rest are checked against one listing of ``items/``.
         """
-        listed = (e for e in map(parse_entry, self._objects.list(ORDER)) if e is not None)
+        listed = self._entries()
         yielded: set[str] = set()
         for entry in listed:
             key_bytes = self._entry_key(entry)
@@ -586,9 +603,7 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
 
     def _pop_end(self, last: bool) -> tuple[KT, VT]:
         with self._write_access():
-            listed: Iterable[Entry] = (
-                e for e in map(parse_entry, self._objects.list(ORDER)) if e is not None
-            )
+            listed: Iterable[Entry] = self._entries()
             if last:
                 listed = reversed(list(listed))
             for entry in listed:
