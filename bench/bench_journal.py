@@ -14,7 +14,9 @@ Workloads (every commit durable when it returns, a 100-byte payload each):
   is the reference line.
 
 `extra_report` gives the commits per flush that group commit achieved in the concurrent
-journal cases (``Journal.stats()``: records appended / fdatasyncs run, by all processes).
+journal cases (``Journal.stats()``: records appended / fdatasyncs run, by all processes), and
+the CPU time each commit cost in the 8-writer cases (user + system, all writers,
+``time.process_time``): on a machine with few cores that, not the disk, can bound the total.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import sqlite3
 import statistics
 import threading
+import time
 from pathlib import Path
 
 import workers
@@ -35,6 +38,7 @@ WRITERS = 8
 RECORD = 128  # 100 B padded as the journal pads, plus its head, rounded for the os-only cases
 
 _commits_per_flush: dict[str, list[float]] = {}
+_cpu_per_commit: dict[str, list[float]] = {}
 
 WORKER = r"""
 import sqlite3, sys
@@ -51,10 +55,15 @@ else:
     def op(i):
         # A new value each time: sqlite3 skips the commit of an UPDATE that changes nothing.
         db.execute("UPDATE t SET v = ? WHERE k = ?", (f"{i:0100d}", name))
+import os, time
 print("ready", flush=True)
 sys.stdin.readline()
+before = time.process_time()
 for i in range(count):
     op(i)
+cpu = time.process_time() - before
+with open(os.path.join(os.path.dirname(path), f"cpu-{name}"), "w") as report:
+    report.write(repr(cpu))
 print("done", flush=True)
 """
 
@@ -163,7 +172,17 @@ def _record_group_commit(case: str, directory: Path) -> None:
     _commits_per_flush.setdefault(case, []).append(stats.records / max(stats.flushes, 1))
 
 
+def _record_cpu(case: str, seconds: float, commits: int) -> None:
+    _cpu_per_commit.setdefault(case, []).append(seconds / max(commits, 1))
+
+
+def _record_workers_cpu(case: str, directory: Path, n: int) -> None:
+    seconds = sum(float(report.read_text()) for report in directory.glob("cpu-w*"))
+    _record_cpu(case, seconds, n // WRITERS * WRITERS)
+
+
 def journal_threads(directory: Path, n: int) -> None:
+    before = time.process_time()
     with Journal(directory / "journal") as journal:
 
         def work() -> None:
@@ -175,6 +194,8 @@ def journal_threads(directory: Path, n: int) -> None:
             thread.start()
         for thread in threads:
             thread.join()
+    cpu = time.process_time() - before
+    _record_cpu("8 threads, one Journal", cpu, n // WRITERS * WRITERS)
     _record_group_commit("8 threads, one Journal", directory)
 
 
@@ -190,8 +211,9 @@ def journal_processes_setup(directory: Path, n: int) -> None:
     )
 
 
-def journal_processes(directory: Path, _n: int) -> None:
+def journal_processes(directory: Path, n: int) -> None:
     workers.run(directory)
+    _record_workers_cpu("8 processes, one Journal", directory, n)
     _record_group_commit("8 processes, one Journal", directory)
 
 
@@ -207,8 +229,9 @@ def sqlite_processes_setup(directory: Path, n: int) -> None:
     )
 
 
-def sqlite_processes(directory: Path, _n: int) -> None:
+def sqlite_processes(directory: Path, n: int) -> None:
     workers.run(directory)
+    _record_workers_cpu("sqlite3, 8 processes", directory, n)
 
 
 def workloads(quick: bool) -> list[Workload]:
@@ -273,4 +296,15 @@ def extra_report(quick: bool) -> str:
     ]
     for case, ratios in _commits_per_flush.items():
         lines.append(f"| {case} | {statistics.median(ratios):.2f} |")
+    lines += [
+        "",
+        "CPU time per commit in the 8-writer workload (user + system, every writer, median",
+        "over the repeats): with 8 writers on few cores, commits/s cannot exceed the cores",
+        "this run got divided by it.",
+        "",
+        "| case | CPU per commit |",
+        "|---|--:|",
+    ]
+    for case, seconds in _cpu_per_commit.items():
+        lines.append(f"| {case} | {statistics.median(seconds) * 1e6:.0f} us |")
     return "\n".join(lines) + "\n"
