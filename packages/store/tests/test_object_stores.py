@@ -8,12 +8,14 @@ cue). The behaviour shared with local files is tested on both in the other files
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -428,3 +430,27 @@ def test_the_server_killed_mid_transaction_loses_no_acknowledged_commit(
         value = store.open(objects, key="counter").value  # whole: it decodes
     # Every acknowledged commit is there; the one in flight may have landed too.
     assert value in (acknowledged, acknowledged + 1)
+
+
+def test_the_command_prints_a_store_on_s3_without_writing(
+    objects: S3ObjectStore,
+    s3_server: S3Endpoint,
+    s3_bucket: str,
+    persistkit_command: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    with store.open(objects, key="state.json", default={}) as state:
+        state.value["step"] = 3
+    before = objects.get("state.json")
+    shown = persistkit_command("store", f"s3://{s3_bucket}/stores/state.json", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["value"] == {"step": 3}
+    missing = persistkit_command("store", f"s3://{s3_bucket}/stores/other.json")
+    assert missing.returncode == 1
+    assert "no store here" in missing.stderr
+    assert objects.get("state.json") == before
+    assert list(objects.list()) == ["state.json"]
