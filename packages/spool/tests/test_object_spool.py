@@ -376,3 +376,28 @@ def test_the_server_killed_mid_delivery_loses_nothing_acknowledged_and_brings_no
     # Every acknowledged delivery is there; the one in flight may have landed too.
     assert {unique: found[unique] for unique in acknowledged} == acknowledged
     assert len(found) - len(acknowledged) in (0, 1)
+
+
+def test_the_command_shows_a_spool_on_s3_without_writing(
+    s3_server: S3Endpoint,
+    s3_bucket: str,
+    persistkit_command: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    with s3_server.store(s3_bucket, "jobs") as objects:
+        spool = Spool(objects)
+        for data in (b"1", b"2", b"3"):
+            spool.deliver(data)
+        spool.claim()
+        objects.put("notes.txt", b"not a message")
+        before = {key: objects.get(key) for key in objects.list()}
+        result = persistkit_command("spool", f"s3://{s3_bucket}/jobs")
+        assert {key: objects.get(key) for key in objects.list()} == before
+    assert result.returncode == 1, result.stderr  # the stray is a problem
+    counts = dict(line.split() for line in result.stdout.splitlines())
+    assert counts == {"area": "messages", "new": "2", "cur": "1", "dead": "0", "done": "0"}
+    assert "notes.txt: not a message, left alone" in result.stderr
