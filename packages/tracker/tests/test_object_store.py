@@ -113,6 +113,26 @@ def test_two_machines_syncing_the_same_tasks_merge_exactly(backend: OpenStore) -
         assert tracker.progress() == (5, 1, 1, 0)
 
 
+@pytest.mark.parametrize("max_tries", [1, 2])
+def test_should_try_is_exact_between_machines_that_did_not_see_each_other(
+    backend: OpenStore, max_tries: int
+) -> None:
+    setup = Tracker(backend())
+    setup.add_many(range(4))
+    setup.close()
+    machines = [Tracker(backend(), max_tries=max_tries) for _ in range(3)]
+    granted = {key: [m.should_try(key) for m in machines] for key in range(4)}
+    # Each machine asked with what it read at its own last sync: the gate is decided at the
+    # try's place in the journal, so exactly max_tries of them were told to go.
+    assert all(answers.count(True) == max_tries for answers in granted.values())
+    reader = Tracker(backend(), max_tries=max_tries)
+    assert [reader.tries(key) for key in range(4)] == [max_tries] * 4
+    for machine in machines:
+        machine.sync()
+        assert [machine.tries(key) for key in range(4)] == [max_tries] * 4
+        assert machine.progress().tried == 4
+
+
 def test_a_checkpoint_race_has_one_winner_and_loses_nothing(
     backend: OpenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -298,6 +318,51 @@ for key in list(tracker.todo_keys()):
 tracker.close()
 print("tries", name, tries, flush=True)
 """
+
+
+CLAIMER = r"""
+import sys
+from persistkit.tracker import Tracker
+
+tracker = Tracker(sys.argv[1], max_tries=1)
+print("ready", flush=True)
+sys.stdin.readline()
+for key in list(tracker.todo_keys()):
+    if tracker.should_try(key):  # one record, decided against every record before it
+        tracker.mark_done(key)
+        tracker.sync()
+        print("did", key, flush=True)
+tracker.close()
+"""
+
+
+def test_with_max_tries_1_each_task_runs_on_exactly_one_worker(s3_server: S3Endpoint) -> None:
+    bucket = s3_server.create_bucket()
+    tracker = Tracker(s3_server.store(bucket, "job"))
+    tracker.add_many(f"t{i}" for i in range(24))
+    tracker.close()
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, f"s3://{bucket}/job"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **s3_server.env()},
+        )
+        for _ in range(3)
+    ]
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+    for worker in workers:  # released together, all iterating the same tasks
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    did = [worker.communicate(timeout=600)[0].split() for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0]
+    done = sorted(word for words in did for word in words if word != "did")
+    assert done == sorted(f"t{i}" for i in range(24))  # each task once, none left out
+    final = Tracker(s3_server.store(bucket, "job"))
+    assert final.progress() == (24, 24, 24, 0)
 
 
 @pytest.mark.slow

@@ -19,8 +19,11 @@ whose answer was lost (`OutcomeUnknownError`) is settled by reading the record b
 other merge: ``["s", key, value]`` sets a whole value, ``["f", key, fields, removed, tries]``
 sets top-level fields of a dict value (the last record wins per field) and adds ``tries`` to
 its ``_tries`` (a counter: tries counted on two machines add up), ``["d", key]`` removes a
-key, ``["c"]`` removes them all. A sync computes them by comparing each pending value with
-its value in ``base``, the fold of the records read so far.
+key, ``["c"]`` removes them all, and ``["t", key, max_tries, allow_aborted]`` (`should_try`)
+adds one try only if the task is worth trying at that place in the journal: its writer has
+read every record before it once it is stored, so it knows the answer exactly. A sync
+computes the operations by comparing each pending value with its value in ``base``, the
+fold of the records read so far.
 
 **Checkpoints.** Every `CHECKPOINT_RECORDS`-th record's writer (and `close`) writes the
 shards that changed as new objects under a fresh name, then publishes them with one
@@ -126,10 +129,15 @@ def apply_op(values: dict[Key, Any], op: list[Any], where: str) -> Key | None:
     if tag == "c":
         values.clear()
         return None
-    if tag not in {"s", "f", "d"} or len(op) < 2 or type(op[1]) is not str:
+    if tag not in {"s", "f", "d", "t"} or len(op) < 2 or type(op[1]) is not str:
         raise IntegrityError(where, f"holds an operation this version cannot read: {op!r:.80}")
     key = decode_key(op[1], where)
-    if tag == "d":
+    if tag == "t":
+        _, _, max_tries, allow_aborted = op
+        current = values.get(key)
+        if type(current) is dict and worth_trying(current, max_tries, allow_aborted):
+            values[key] = {**current, "_tries": (_tries(current.get("_tries", 0)) or 0) + 1}
+    elif tag == "d":
         values.pop(key, None)
     elif tag == "s":
         values[key] = op[2]
@@ -145,6 +153,16 @@ def apply_op(values: dict[Key, Any], op: list[Any], where: str) -> Key | None:
             value["_tries"] = max(0, (tries or 0) + delta)
         values[key] = value
     return key
+
+
+def worth_trying(task: dict[str, Any], max_tries: int, allow_aborted: bool) -> bool:
+    """Whether a gated try (``["t", key, max_tries, allow_aborted]``) counts on ``task``."""
+    tries = _tries(task.get("_tries", 0)) or 0
+    return (
+        not task.get("_done")
+        and (max_tries < 1 or tries < max_tries)
+        and (allow_aborted or not task.get("_aborted"))
+    )
 
 
 def _parse(data: bytes, where: str, expected: str) -> dict[str, Any]:
@@ -473,13 +491,37 @@ class ObjectState(MemoryModel):
             StoreUnavailableError: the server could not be reached; nothing was written.
         """
         del durability
+        return self._write_record([]) is not None
+
+    def gated_try(self, key: Key, max_tries: int, allow_aborted: bool) -> bool:
+        """Count a try of ``key`` if, at its place in the journal, the task is worth trying.
+
+        The pending changes go in the same record, before the try. Exact between machines:
+        the answer is decided against every record before this one, which this process has
+        read when the record is stored.
+
+        Returns:
+            True when the try counted (this caller should do the task).
+
+        Raises:
+            The errors of `sync`.
+        """
+        granted = self._write_record([["t", encode_key(key), max_tries, allow_aborted]])
+        return granted is not None and key in granted
+
+    def _write_record(self, extra: list[list[Any]]) -> set[Key] | None:
+        """Write the pending changes and ``extra`` as one record, after catching up if needed.
+
+        Returns:
+            None when there was nothing to write, else the keys whose gated tries counted.
+        """
         if self.in_flight is not None:
             self._settle()
-        ops = self._pending_ops()
+        ops = self._pending_ops() + extra
         if not ops:
             self.forget_changes()
             self.catch_up()
-            return False
+            return None
         self.refuse_writes()
         while True:
             seq = self.seq + 1
@@ -491,20 +533,20 @@ class ObjectState(MemoryModel):
             except ObjectExistsError:
                 self.in_flight = None
                 self.catch_up()
-                ops = self._pending_ops()
+                ops = self._pending_ops() + extra
                 if not ops:
                     self.forget_changes()
-                    return False
+                    return None
                 continue
             except ConflictError:
                 self.in_flight = None
                 raise
             self.in_flight = None
-            self._applied_own(seq, body)
+            granted = self._applied_own(seq, body)
             self.forget_changes()
             if seq % CHECKPOINT_RECORDS == 0:
                 self._checkpoint_quietly()
-            return True
+            return granted
 
     def _record(self, ops: list[list[Any]], nonce: str) -> bytes:
         document = {"format": _RECORD_FORMAT, "writer": self.writer, "nonce": nonce, "ops": ops}
@@ -515,11 +557,31 @@ class ObjectState(MemoryModel):
 
             raise SerializationError(f"value cannot be stored as JSON: {error}") from error
 
-    def _applied_own(self, seq: int, body: bytes) -> None:
+    def _applied_own(self, seq: int, body: bytes) -> set[Key]:
+        """Fold this object's own record into ``base``; return the keys whose tries counted.
+
+        Memory holds the record's changes already, except the gated tries: a try that
+        counted is added to memory here.
+        """
         where = self._where(journal_key(seq))
+        granted: set[Key] = set()
         for op in _parse(body, where, _RECORD_FORMAT)["ops"]:  # fresh objects: base owns them
+            if op[0] != "t":
+                apply_op(self.base, op, where)
+                continue
+            key = decode_key(op[1], where)
+            before = self.base.get(key)
             apply_op(self.base, op, where)
+            if self.base.get(key) is not before:
+                granted.add(key)
         self.seq = seq
+        self._fold_pending()
+        for key in granted:
+            value = self.values.get(key)
+            if type(value) is dict:
+                tries = _tries(value.get("_tries", 0)) or 0
+                self._set_in_memory(key, {**value, "_tries": tries + 1})
+        return granted
 
     def _settle(self) -> None:
         """Find out whether the record of a sync that got no clear answer landed."""

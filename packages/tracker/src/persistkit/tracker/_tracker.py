@@ -9,6 +9,7 @@ from typing import Any
 from persistkit.core import Durability, ObjectStore
 from persistkit.core.errors import InvalidArgumentError
 from persistkit.tracker._lines import normalize_key
+from persistkit.tracker._object_state import ObjectState
 from persistkit.tracker._pod import (
     DEFAULT_FILE_SIZE,
     DEFAULT_SYNC_AT,
@@ -234,7 +235,17 @@ class ProgressTracker(PersistentOrderedDict, ProgressCounters, opened_by_max_tri
         return self.should_do(key, allow_aborted)
 
     def should_try(self, key: Any, allow_aborted: bool = False) -> bool:
-        """Like `should_do`, and count a try when the answer is True."""
+        """Like `should_do`, and count a try when the answer is True.
+
+        On an object store this syncs: the try is a record, decided against every record
+        before it, so of machines racing for a task with ``max_tries=1`` exactly one gets
+        True.
+        """
+        state = self._live()
+        if isinstance(state, ObjectState):
+            if not self.should_do(key, allow_aborted):
+                return False
+            return state.gated_try(normalize_key(key), self.max_tries, allow_aborted)
         if self.should_do(key, allow_aborted):
             self.increment_tries(key)
             return True
