@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from persistkit.core.testing import snapshot_tree
+from persistkit.core.testing import S3Endpoint, snapshot_tree
 from persistkit.iodict import IODict
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -108,3 +108,31 @@ def test_no_store_is_a_one_line_error_and_nothing_is_created(
 def test_usage_errors_exit_2(persistkit_command: Run) -> None:
     assert persistkit_command("iodict").returncode == 2
     assert persistkit_command("iodict", "x", "--bogus").returncode == 2
+
+
+def test_a_dict_on_s3_is_shown_without_writing(
+    s3_server: S3Endpoint, persistkit_command: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3_server.create_bucket()
+    IODict(s3_server.store(bucket, "results")).update([("first", 1), (b"raw", 2), ("last", 3)])
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    client = s3_server.client()
+
+    def versions() -> dict[str, str]:
+        listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        return {each["Key"]: each["ETag"] for each in listed}
+
+    before = versions()
+    assert len(before) == 2 + 2 * 3  # meta, births, an item and an order entry per key
+    result = persistkit_command("iodict", f"s3://{bucket}/results", "--json", "--keys")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["items"] == 3 and document["layout"] == "objects"
+    assert document["keys"] == ["first", {"bytes": b"raw".hex()}, "last"]
+    assert versions() == before
+
+    missing = persistkit_command("iodict", f"s3://{bucket}/nothing-here")
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+    assert "no IODict here" in missing.stderr
+    assert versions() == before

@@ -5,6 +5,9 @@ disk or swept. Counts and the first and last keys come from the order index (con
 at any size); ``--keys`` lists the keys in order; ``--check`` lists the folder to name the
 item files whose key cannot be recovered. Item files whose key is lost are a problem (exit
 status 1), as is a folder that holds no store.
+
+``DIR`` may also be ``s3://bucket/prefix``: the dict is read with GETs and LISTs only (its
+keys are counted by listing them).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import warnings
 from typing import Any
 
 from persistkit.core import cli
-from persistkit.iodict._iodict import IODict
+from persistkit.iodict._iodict import IODict, Summary
 from persistkit.iodict._keys import Key
 from persistkit.iodict._meta import read_meta
+from persistkit.iodict._object_iodict import ObjectIODict
+from persistkit.iodict._object_layout import META
 from persistkit.iodict.errors import KeylessItemsWarning
 
 _SHOWN = 60
@@ -29,7 +34,7 @@ def register(commands: cli.Commands) -> None:
         help="show an IODict's size, layout and order, without changing anything",
         handler=_show,
     )
-    parser.add_argument("path", help="the store's folder")
+    parser.add_argument("path", help="the store's folder, or s3://bucket/prefix")
     parser.add_argument("--keys", action="store_true", help="list every key, in order")
     parser.add_argument(
         "--check",
@@ -54,20 +59,33 @@ def _shown(key: Key | None) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
-def _show(args: argparse.Namespace, out: cli.Output) -> None:
-    folder = cli.existing_folder(args.path, what="an IODict")
+def _open(path: str) -> tuple[IODict[Any, Any], Summary]:
+    """Open the IODict at ``path`` (a folder or ``s3://``) for reading, with its summary."""
+    if path.startswith("s3://"):
+        objects: ObjectIODict[Any, Any] = ObjectIODict(path, read_only=True)
+        summary = objects._summary()
+        if not summary.items and not any(name == META for name in objects.objects.list(META)):
+            objects.close()
+            raise cli.CommandError("no IODict here (no meta object)", path=path, kind="missing")
+        return objects, summary
+    folder = cli.existing_folder(path, what="an IODict")
     meta = read_meta(folder)
+    store: IODict[Any, Any] = IODict(folder, read_only=True)
+    summary = store._summary()
+    if meta is None and not summary.items and not summary.keyless:
+        raise cli.CommandError(
+            "no IODict here (no .persistkit-iodict.json, no item files)",
+            path=folder,
+            kind="wrong_kind",
+        )
+    return store, summary
+
+
+def _show(args: argparse.Namespace, out: cli.Output) -> None:
     with warnings.catch_warnings():
         # Lost keys are reported below, in this command's own words.
         warnings.simplefilter("ignore", KeylessItemsWarning)
-        store: IODict[Any, Any] = IODict(folder, read_only=True)
-        summary = store._summary()
-        if meta is None and not summary.items and not summary.keyless:
-            raise cli.CommandError(
-                "no IODict here (no .persistkit-iodict.json, no item files)",
-                path=folder,
-                kind="wrong_kind",
-            )
+        store, summary = _open(args.path)
         keyless = store.keyless_files() if args.check else None
         lost = summary.keyless if keyless is None else len(keyless)
         out.data(
