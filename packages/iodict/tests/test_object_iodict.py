@@ -275,6 +275,29 @@ def test_racing_writers_keep_every_key_and_each_writers_order(
         assert mine == [f"{n}-{i}" for i in range(10)] + [f"{n}-u{i}" for i in range(5)]
 
 
+def test_threads_sharing_one_dict_keep_every_key_and_their_order(s3_objects: ObjectStore) -> None:
+    # Threads asking for births at once share swaps of the counter: each still gets its own.
+    store = IODict(s3_objects)
+
+    def writer(n: int) -> Callable[[], object]:
+        def work() -> object:
+            for i in range(8):
+                store[f"{n}-{i}"] = i
+            store.update({f"{n}-u{i}": i for i in range(3)})
+            return None
+
+        return work
+
+    run_together([writer(n) for n in range(6)])
+    keys = list(IODict(s3_objects))
+    assert len(keys) == len(set(keys)) == 6 * 11
+    for n in range(6):
+        mine = [key for key in keys if key.startswith(f"{n}-")]
+        assert mine == [f"{n}-{i}" for i in range(8)] + [f"{n}-u{i}" for i in range(3)]
+    births = [name[len("order/") :][:12] for name in s3_objects.list("order/")]
+    assert len(births) == len(set(births)) == 6 * 11
+
+
 def test_racing_consumers_each_take_every_item_once_oldest_first(
     s3_server: S3Endpoint, s3_bucket: str
 ) -> None:

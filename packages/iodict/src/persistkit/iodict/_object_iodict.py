@@ -34,6 +34,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from persistkit.core import (
@@ -158,6 +159,7 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
         self._guard = threading.Lock()
         self._birth_guard = threading.Lock()
         self._births: StoredObject | None = None
+        self._waiting: list[_BirthRequest] = []
         self._remembered: collections.OrderedDict[bytes, tuple[str, int]] = (
             collections.OrderedDict()
         )
@@ -439,34 +441,58 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
     def _take_births(self, count: int) -> int:
         """Take ``count`` consecutive births from the counter; return the first.
 
+        Threads of this process that ask at once share one swap of the counter: whoever
+        holds the swap takes births for every request waiting, in the order they came.
+        """
+        mine = _BirthRequest(count)
+        with self._guard:
+            self._waiting.append(mine)
+        with self._birth_guard:
+            if mine.done:  # an earlier holder took ours along with its own
+                return mine.first
+            with self._guard:
+                batch, self._waiting = self._waiting, []
+            try:
+                first = self._swap_births(sum(request.count for request in batch))
+            except BaseException:
+                with self._guard:  # the others try again themselves
+                    self._waiting[:0] = [request for request in batch if request is not mine]
+                raise
+            for request in batch:
+                request.first, request.done = first, True
+                first += request.count
+            return mine.first
+
+    def _swap_births(self, count: int) -> int:
+        """Move the counter on by ``count`` (under `_birth_guard`); return the first taken.
+
         One ``put_if_match`` when this process swapped the counter last, a GET more when
         another writer did. A swap whose outcome is unclear is never counted as ours (at
         worst its numbers stay unused: a gap, never a birth given twice).
         """
         where = self._name(BIRTHS)
-        with self._birth_guard:
-            for _ in _backoffs(f"taking a birth from {where}"):
-                current = self._births
-                if current is None:
-                    try:
-                        current = self._objects.get(BIRTHS)
-                    except ObjectNotFoundError:
-                        body = encode_births(1 + count)
-                        try:
-                            version = self._objects.put_if_absent(BIRTHS, body)
-                        except (ObjectExistsError, OutcomeUnknownError):
-                            continue
-                        self._births = StoredObject(body, version)
-                        return 1
-                first = decode_births(current.data, where)
-                body = encode_births(first + count)
+        for _ in _backoffs(f"taking a birth from {where}"):
+            current = self._births
+            if current is None:
                 try:
-                    version = self._objects.put_if_match(BIRTHS, body, current.version)
-                except (ConflictError, OutcomeUnknownError):
-                    self._births = None
-                    continue
-                self._births = StoredObject(body, version)
-                return first
+                    current = self._objects.get(BIRTHS)
+                except ObjectNotFoundError:
+                    body = encode_births(1 + count)
+                    try:
+                        version = self._objects.put_if_absent(BIRTHS, body)
+                    except (ObjectExistsError, OutcomeUnknownError):
+                        continue
+                    self._births = StoredObject(body, version)
+                    return 1
+            first = decode_births(current.data, where)
+            body = encode_births(first + count)
+            try:
+                version = self._objects.put_if_match(BIRTHS, body, current.version)
+            except (ConflictError, OutcomeUnknownError):
+                self._births = None
+                continue
+            self._births = StoredObject(body, version)
+            return first
         raise AssertionError("unreachable: _backoffs raises when attempts run out")
 
     def _with_entry(self, birth: int, key_bytes: bytes, call: Callable[[str], T]) -> T:
@@ -743,6 +769,15 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
             pool.shutdown()
         if self._owns_objects:
             self._objects.close()
+
+
+@dataclass(slots=True)
+class _BirthRequest:
+    """A thread's wait for births (see `ObjectIODict._take_births`)."""
+
+    count: int
+    first: int = 0
+    done: bool = False
 
 
 class _FetchedItems(ItemsView[Any, Any]):
