@@ -11,7 +11,9 @@ Workloads:
   on S3 through two gateways of a distributed SeaweedFS (two workers on each, as if on two
   machines; one master, three volume servers, two filers), on one ``weed mini``, and, as
   the baseline, a `SharedTracker` on a folder (4 processes of one machine, ``sync()`` after
-  each change). The rate is tasks per second for the whole job.
+  each change). A last case has every worker go through all the tasks and take each with
+  ``should_try`` (``max_tries=1``: exactly one worker gets it, decided by a record) before
+  ``mark_done`` and ``sync()``. The rate is tasks per second for the whole job.
 
 Servers are started once for the run (outside the clock) and killed at the end. Every S3
 figure includes boto3's cost and a loopback round trip per request, on a 2-core machine
@@ -107,14 +109,19 @@ if kind == "folder":
     tracker = SharedTracker(location)
 else:
     from persistkit.tracker import Tracker
-    tracker = Tracker(location)
-tracker.increment_tries(0)  # the first sync pays the S3 backend's one-time probe
+    tracker = Tracker(location, max_tries=1 if kind == "claims" else 0)
+tracker.add_if_absent("probe")  # the first sync pays the S3 backend's one-time probe
 tracker.sync()
-keys = [key for key in range(int(sys.argv[5])) if key % count == index]
+claims = kind == "claims"
+keys = [key for key in range(int(sys.argv[5])) if claims or key % count == index]
 print("ready", flush=True)
 sys.stdin.readline()
 for key in keys:
-    tracker.increment_tries(key)
+    if claims:
+        if tracker.done(key) or not tracker.should_try(key):
+            continue
+    else:
+        tracker.increment_tries(key)
     tracker.mark_done(key)
     tracker.sync()
 print("done", flush=True)
@@ -129,12 +136,12 @@ def _job(kind: str) -> tuple[Any, Any]:
             location = str(directory / "tasks.tracker")
             tracker: Any = SharedTracker(location)
         else:
-            server = "cluster" if kind == "cluster" else "mini"
+            server = "mini" if kind == "mini" else "cluster"
             tracker = Tracker(_s3_store(directory, server))
             location = _location(directory, server)
         tracker.add_many(range(n))
         tracker.close()
-        gateways = [] if kind == "folder" else _server("cluster" if kind == "cluster" else "mini")
+        gateways = [] if kind == "folder" else _server("mini" if kind == "mini" else "cluster")
         workers.start(
             directory,
             WORKER,
@@ -191,6 +198,12 @@ def workloads(quick: bool) -> list[Workload]:
             "cluster",
             f"persistkit Tracker on S3, {WORKERS} workers on 2 gateways of a SeaweedFS cluster",
             "loopback; replication 001",
+        ),
+        (
+            "claims",
+            f"persistkit Tracker on S3, {WORKERS} workers on 2 gateways, all tasks, "
+            "should_try(max_tries=1) claims",
+            "each task done by one worker",
         ),
     ):
         setup, run = _job(kind)
