@@ -6,13 +6,16 @@ trip per request, so it shows requests per call far more than the server's speed
 S3 region is 10-50 ms per request. The folder IODict writes durably (its default: one
 journal flush per set). persidict 0.309 (``BasicS3Dict``, the peer the object-store issue
 names: a dict on S3 without insertion order) runs on the same server when installed.
-Values are 100-byte strings; keys are distinct, so every set creates a key.
+Values are 100-byte strings; keys are distinct, so every set creates a key. The racing row
+runs 8 threads, each with its own dict object (its own connections; for the folder, its own
+handle on one folder), all taking births from one counter on S3.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -121,6 +124,36 @@ def _first(directory: Path, n: int) -> None:
             assert store.oldest_keys(max_n=1)
 
 
+WRITERS = 8
+
+
+def _writers_ready(open_dict: Opener) -> Callable[[Path, int], None]:
+    """Open each writer's dict (its own connections) before the clock runs."""
+
+    def setup(directory: Path, n: int) -> None:
+        del n
+        first = open_dict(directory)
+        _open[directory] = [first] + [open_dict(directory) for _ in range(WRITERS - 1)]
+
+    return setup
+
+
+def _racing_sets(directory: Path, n: int) -> None:
+    stores = _open.pop(directory)
+    start = threading.Barrier(WRITERS)
+
+    def writer(index: int) -> None:
+        start.wait()
+        for i in range(index, n, WRITERS):
+            stores[index][f"key{i:06d}"] = VALUE
+
+    threads = [threading.Thread(target=writer, args=(index,)) for index in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def workloads(quick: bool) -> list[Workload]:
     n = 40 if quick else 200
     size = 200 if quick else 1000
@@ -130,8 +163,10 @@ def workloads(quick: bool) -> list[Workload]:
     put = Workload("IODict on S3: set, 100 B, new keys", n, base)
     get = Workload("IODict on S3: get, 100 B", n, base)
     first = Workload(f"IODict on S3: first key of {size:,}", 10 if quick else 20, base)
+    racing = Workload(f"IODict on S3: {WRITERS} writers setting new keys at once", 2 * n, base)
     for name, open_dict, note in found:
         put.add(name, _set, setup=_opened(open_dict), note=note)
+        racing.add(name, _racing_sets, setup=_writers_ready(open_dict), note=f"{WRITERS} threads")
         get.add(name, _get, setup=_filled(open_dict, n), note=note)
         first.add(name, _first, setup=_filled(open_dict, size), note=note)
-    return [put, get, first]
+    return [put, get, first, racing]
