@@ -5,7 +5,9 @@ cannot leave the store, nothing is silently overwritten, copies are atomic and m
 ``new`` durable. `Spool` is the whole maildir protocol: producers `Spool.deliver` messages
 under maildir-unique names, durable once the call returns; consumers `Spool.claim` the oldest
 one with one atomic rename (the loser of a race takes the next), under a lease that brings
-the message back if the consumer dies, with a retry count and a dead-letter area.
+the message back if the consumer dies, with a retry count and a dead-letter area. Given an
+``s3://bucket/prefix`` URL or an object store, `Spool` makes an `ObjectSpool`: the same API
+with exactly-once claims between machines, through conditional writes.
 
 Example:
     >>> from persistkit.spool import Spool
@@ -18,6 +20,7 @@ Example:
 from importlib import metadata as _metadata
 
 from persistkit.spool._filestore import FileStore
+from persistkit.spool._object_spool import ObjectMessage, ObjectSpool
 from persistkit.spool._spool import MAILDIR_TMP_MAX_AGE, Message, Spool
 from persistkit.spool.errors import (
     InvalidAreaError,
@@ -36,6 +39,8 @@ __all__ = [
     "InvalidNameError",
     "LeaseLostError",
     "Message",
+    "ObjectMessage",
+    "ObjectSpool",
     "Spool",
     "SpoolError",
     "TargetExistsError",

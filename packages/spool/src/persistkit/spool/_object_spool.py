@@ -153,6 +153,8 @@ class ObjectMessage(Message):
         writer: the writer id of that claim.
     """
 
+    __module__ = "persistkit.spool"
+
     data: bytes = b""
     version: str = ""
     writer: str = ""
