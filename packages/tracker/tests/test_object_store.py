@@ -265,6 +265,37 @@ def test_a_record_that_lands_after_its_sync_gave_up_is_not_counted_twice(
     assert Tracker(LocalObjectStore(tmp_path / "objects")).tries("t") == 1
 
 
+class LaggingListing(LocalObjectStore):
+    """A folder of objects whose listings leave out some keys (as a lagging replica would).
+
+    Object stores promise exact conditional writes, not listings that show every object at
+    once; no real server here lags on cue, so the lag is made at the object-store boundary.
+    """
+
+    hidden: frozenset[str] = frozenset()
+
+    def list(self, prefix: str = "", **options: Any) -> Iterator[str]:
+        return (key for key in super().list(prefix, **options) if key not in self.hidden)
+
+
+def test_a_record_the_listing_does_not_show_yet_is_read_all_the_same(tmp_path: Path) -> None:
+    first = Tracker(LocalObjectStore(tmp_path / "objects"))
+    first.add_many(["a", "b"])
+    first.sync()  # record 1
+    lagging = LaggingListing(tmp_path / "objects")
+    second = Tracker(lagging)
+    first.mark_done("a")
+    first.sync()  # record 2
+    first.increment_tries("b")
+    first.sync()  # record 3
+    lagging.hidden = frozenset({"journal/000000000002"})
+    second.increment_tries("b")
+    second.sync()  # takes number 4, having read 2 (by its number) and 3
+    assert second.done("a") and second.tries("b") == 2
+    lagging.hidden = frozenset()
+    assert Tracker(LocalObjectStore(tmp_path / "objects")).progress() == (2, 1, 1, 0)
+
+
 def test_changes_not_synced_at_exit_are_synced_then(tmp_path: Path) -> None:
     program = (
         "import sys\n"
