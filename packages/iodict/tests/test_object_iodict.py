@@ -27,7 +27,7 @@ from persistkit.core import (
     S3ObjectStore,
     StoreUnavailableError,
 )
-from persistkit.core.pytest_plugin import StartCluster
+from persistkit.core.pytest_plugin import StartCluster, StartSeaweed
 from persistkit.core.testing import Fault, S3Endpoint, S3FaultProxy
 from persistkit.iodict import DurableQueue, IODict, LayoutError, ReadOnlyStoreError
 
@@ -376,6 +376,45 @@ def test_a_server_ignoring_if_match_on_delete_is_refused_and_nothing_is_lost(
         with pytest.raises(ConditionNotHonouredError):
             remove()
     assert dict(store) == {"k": 1}
+
+
+@pytest.mark.slow
+def test_the_server_killed_mid_write_loses_nothing_acknowledged(seaweedfs: StartSeaweed) -> None:
+    # Real fault: the one server process is SIGKILLed while a writer is setting keys.
+    server = seaweedfs()
+    bucket = server.endpoint.create_bucket()
+    store = IODict(server.endpoint.store(bucket, "job"))
+    acknowledged: list[str] = []
+    twenty = threading.Event()
+    failures: list[BaseException] = []
+
+    def writer() -> None:
+        for i in range(10_000):
+            try:
+                store[f"k{i:05d}"] = i
+            except BaseException as error:
+                failures.append(error)
+                twenty.set()
+                return
+            acknowledged.append(f"k{i:05d}")
+            if len(acknowledged) == 20:
+                twenty.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert twenty.wait(timeout=600)
+    server.kill()
+    thread.join()
+    assert len(failures) == 1 and isinstance(failures[0], StoreUnavailableError), failures
+    server.start()  # the same data folder, as after a crash
+    reopened = IODict(server.endpoint.store(bucket, "job"))
+    keys = list(reopened)
+    # Every acknowledged key, in order; the one in flight is there whole, or not at all.
+    assert keys[: len(acknowledged)] == acknowledged
+    assert len(keys) - len(acknowledged) in (0, 1) and len(reopened) == len(keys)
+    assert all(reopened[key] == int(key[1:]) for key in keys)
+    reopened["after"] = "restart"
+    assert list(reopened)[-1] == "after"
 
 
 # -- a distributed server: two gateways, a volume server killed -----------------------------

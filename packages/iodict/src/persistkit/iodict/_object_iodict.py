@@ -17,9 +17,10 @@ request, so a crash or a lost reply anywhere leaves a state every reader reads c
 
 So every item always has its order entry (created before it, removed after it). Entries
 without their item (a writer between its two requests, or one that died there) and entries
-of an earlier life of a key are skipped by readers: iteration lists ``order/`` and then
-``items/``, and yields an entry only if its item exists and, when a key has several entries,
-only the one whose birth the item holds.
+of an earlier life of a key are skipped by readers: iteration lists ``order/`` and yields an
+entry only if its item exists and holds the entry's birth (checked one GET each for the first
+few entries, then against one listing of ``items/``, reading the birth only of keys with
+several entries).
 """
 
 from __future__ import annotations
