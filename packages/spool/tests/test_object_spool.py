@@ -168,7 +168,8 @@ def test_what_a_consumer_killed_after_its_commit_point_left_is_tidied(
     # What a consumer leaves when it dies right after its claim became "done" (the commit
     # point), before deleting new/<id> and the claim: written here as it would have.
     objects.put(f"claims/{unique}", Claim("done", 1, 0, "feedc0de", "dead:1").encode())
-    assert spool.claim() is None  # never handed out again
+    other = spool_on(objects, clock)
+    assert other.claim() is None  # never handed out again
     assert list(objects.list()) == []  # and tidied by the consumer that met it
     stale = spool.deliver(b"other")
     objects.put(f"claims/{stale}", Claim("done", 1, 0, "feedc0de", "dead:1").encode())
@@ -191,6 +192,22 @@ def test_objects_the_spool_did_not_write_are_reported_and_left_alone(
     assert spool.clean() == []
     assert sorted(objects.list()) == sorted([f"new/{unique}", f"claims/{unique}", "notes.txt"])
     assert objects.get(f"claims/{unique}").data == b"written by someone else"
+
+
+def test_a_release_by_another_consumer_is_seen_within_seconds(
+    objects: ObjectStore, clock: Any
+) -> None:
+    mine = spool_on(objects, clock)
+    theirs = spool_on(objects, clock)
+    mine.deliver(b"job")
+    held = theirs.claim()
+    assert held is not None
+    assert mine.claim() is None  # in flight: its claim was read
+    theirs.release(held)
+    clock.now += 5  # an idle consumer reads the claims in flight again every 5 s
+    again = mine.claim()
+    assert again is not None
+    assert again.tries == 2
 
 
 def test_a_spool_object_can_still_be_copied(objects: ObjectStore, tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ _AREAS = ("tmp", "new", "cur", "dead", "done")
 _POLL_FIRST = 0.05
 _POLL_MOST = 1.0
 _SHUFFLED = 16
+_RECHECK_MS = 5000
 
 
 def new_writer() -> str:
@@ -207,6 +208,7 @@ class ObjectSpool(Spool):
         self._lease_ms = math.ceil(self.lease * 1000)
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._pending: collections.deque[tuple[str, bool]] = collections.deque()
+        self._recheck_ms: int | None = None
         self._lock = threading.Lock()
         self.scans = 0
 
@@ -393,6 +395,7 @@ class ObjectSpool(Spool):
         tries = held.tries if count_try else max(held.tries - 1, 0)
         waiting = Claim("waiting", tries, 0, derived_writer(held.writer, "release"), self._owner)
         self._change(held, waiting)
+        self._recheck_ms = None  # this consumer may claim it again at once
 
     def dead_letter(self, message: Message) -> None:
         """Make a claimed message a dead letter now: copied to ``dead/``, never retried.
@@ -546,10 +549,15 @@ class ObjectSpool(Spool):
         self.scans += 1
         claimed = set(self._ids("claims"))
         waiting = self._ids("new")
-        self._pending = collections.deque(
-            [(unique, False) for unique in waiting if unique not in claimed]
-            + [(unique, True) for unique in waiting if unique in claimed]
-        )
+        candidates = [(unique, False) for unique in waiting if unique not in claimed]
+        # Messages in flight cost a read of their claim each: read them only when a lease
+        # seen may have run out, or a release by another consumer may have come (at most
+        # _RECHECK_MS late), not on every poll of an idle consumer.
+        now = self._now_ms()
+        if self._recheck_ms is None or now >= self._recheck_ms:
+            self._recheck_ms = now + _RECHECK_MS
+            candidates += [(unique, True) for unique in waiting if unique in claimed]
+        self._pending = collections.deque(candidates)
 
     def _try_claim(self, unique: str, claimed_before: bool) -> ObjectMessage | None:
         now = self._now_ms()
@@ -583,6 +591,8 @@ class ObjectSpool(Spool):
             self._tidy(unique, current, None)
             return None
         if current.state == "claimed" and current.until_ms > now:
+            if self._recheck_ms is not None:
+                self._recheck_ms = min(self._recheck_ms, current.until_ms)
             return None
         if current.tries >= self.max_tries:
             dead = Claim(
