@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from persistkit.core import CorruptFileError, sweep
-from persistkit.core.testing import CrashPoint, crash_at_every_call
+from persistkit.core.testing import CrashPoint, crash_at_every_call, leftovers
 from persistkit.iodict import Claim, DurableQueue, IODict
 
 
@@ -32,7 +32,7 @@ def _check_store(directory: Path, allowed: list[list[tuple[str, object]]], seen:
         seen.add(allowed.index(items))
         assert len(IODict(directory)) == len(items)
         sweep(directory, min_age=0)
-        assert not [n for n in os.listdir(directory) if n.endswith(".pktmp")]
+        assert not leftovers(directory)
 
     return check
 

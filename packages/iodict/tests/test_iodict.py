@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from persistkit.core import CorruptFileError, LocalObjectStore, SerializationError, capabilities
+from persistkit.core.testing import leftovers
 from persistkit.iodict import (
     IODict,
     LayoutError,
@@ -373,7 +374,7 @@ def test_full_disk_keeps_old_items(small_tmpfs: Path) -> None:
     assert raised.value.errno == 28  # ENOSPC, a real full disk
     assert store["keep"] == "safe"
     assert len(store) == written + 1
-    assert not [n for n in os.listdir(directory) if n.endswith(".pktmp")]
+    assert not leftovers(directory)
     store.clear()
 
 
