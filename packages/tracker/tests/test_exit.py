@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from persistkit.tracker import POD
+from persistkit.tracker import POD, Tracker
 
 # A program started from a non-interactive shell's background job inherits SIGINT ignored,
 # and persistkit rightly leaves ignored signals ignored; the programs here start as a
@@ -221,3 +221,30 @@ def test_forked_child_does_not_sync_the_parents_data(tmp_path):
     out, err = proc.communicate()
     assert proc.returncode == 0, err
     assert "0.json" not in out
+
+
+def test_ctrl_c_during_the_exit_sync_prints_no_traceback_and_loses_nothing(tmp_path):
+    # A real SIGINT, sent by the program to itself at the moment its exit sync checkpoints
+    # (a Ctrl-C cannot be timed there from outside): the sync finishes, and the program ends
+    # with its own status and without a traceback.
+    proc = start(
+        tmp_path,
+        """
+        from persistkit.tracker._state import StoreState
+        checkpoint = StoreState.checkpoint
+        def interrupted(self, **options):
+            if not hasattr(interrupted, "sent"):
+                interrupted.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+            return checkpoint(self, **options)
+        StoreState.checkpoint = interrupted
+        tracker = tastypy.Tracker("job")
+        tracker.add_many(range(10))
+        tracker.mark_done(3)
+        """,
+    )
+    _out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (0, "")
+    tracker = Tracker(tmp_path / "job", clone=False)
+    assert len(tracker) == 10 and tracker.done(3)
+    tracker.close()

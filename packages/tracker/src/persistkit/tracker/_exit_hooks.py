@@ -73,7 +73,7 @@ def register(store: ExitSyncable) -> None:
     with _registry_guard:
         _registry[id(store)] = (os.getpid(), store)
         if not _atexit_installed:
-            atexit.register(sync_all)
+            atexit.register(_sync_at_exit)
             _atexit_installed.append(True)
     install_signal_handlers()
 
@@ -95,13 +95,26 @@ def sync_all() -> None:
     pid = os.getpid()
     with _registry_guard:
         stores = [store for owner, store in _registry.values() if owner == pid]
-    for store in stores:
-        try:
-            message = store.exit_sync()
-        except Exception as error:  # a bug of ours: still one line, never a traceback at exit
-            message = f"could not sync a store at exit: {type(error).__name__}: {error}"
-        if message:
-            print(f"persistkit.tracker: {message}", file=sys.stderr, flush=True)
+    # A signal arriving now (a second Ctrl-C) waits until every store is written: handled
+    # at once, it would sync again from inside this sync, or end it half-way.
+    with signals_deferred():
+        for store in stores:
+            try:
+                message = store.exit_sync()
+            except Exception as error:  # a bug of ours: one line, never a traceback at exit
+                message = f"could not sync a store at exit: {type(error).__name__}: {error}"
+            if message:
+                print(f"persistkit.tracker: {message}", file=sys.stderr, flush=True)
+
+
+def _sync_at_exit() -> None:
+    """The ``atexit`` handler: `sync_all`, and a Ctrl-C during it ends nothing but the wait.
+
+    The program is ending already; a KeyboardInterrupt raised once the stores are written
+    would only print a traceback from the exit handler.
+    """
+    with contextlib.suppress(KeyboardInterrupt):
+        sync_all()
 
 
 def install_signal_handlers() -> None:
