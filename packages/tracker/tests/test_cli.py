@@ -233,8 +233,9 @@ def test_a_tracker_on_s3_is_shown_without_writing(
     tracker.sync()  # one record after nothing: no checkpoint yet
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
-    store = s3_server.store(bucket)
+    store = s3_server.store(bucket, "jobs/crawl")
     before = {key: store.get(key).version for key in store.list()}
+    assert before, "the check below must see the tracker's objects"
     result = run("tracker", f"s3://{bucket}/jobs/crawl", "--todo")
     assert result.returncode == 0, result.stderr
     assert fields(result.stdout)["done"] == "1" and fields(result.stdout)["tasks"] == "3"
