@@ -312,6 +312,9 @@ class Demo:
     def kill_worker(self, run: Run, pid: int) -> str:
         """SIGKILL a worker; return the task it said it was working on."""
         os.kill(pid, signal.SIGKILL)
+        # Reaped here so that the next check_children counts the kill even when a loaded
+        # machine has not ended the process yet (the whole job may be killed right after).
+        run.workers[pid].wait()
         return run.holding[pid]
 
     def kill_everything(self, run: Run) -> None:
