@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from persistkit.core.testing import S3Endpoint, snapshot_tree
-from persistkit.iodict import IODict
+from persistkit.iodict import DurableQueue, IODict
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 INDEX = ".persistkit-iodict.d"
@@ -108,6 +108,46 @@ def test_no_store_is_a_one_line_error_and_nothing_is_created(
 def test_usage_errors_exit_2(persistkit_command: Run) -> None:
     assert persistkit_command("iodict").returncode == 2
     assert persistkit_command("iodict", "x", "--bogus").returncode == 2
+
+
+def test_a_queue_shows_depth_head_tail_leases_and_dead_letters_and_changes_nothing(
+    tmp_path: Path, persistkit_command: Run
+) -> None:
+    path = tmp_path / "queue"
+    queue: DurableQueue[object] = DurableQueue(path, format="json")
+    queue.put_many(["a", "b", "c", "d"])
+    assert queue.get() == "a"
+    held = queue.claim(lease=3600)
+    assert held.item == "b"
+    before = snapshot_tree(path)
+    result = persistkit_command("iodict", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["kind"] == "queue" and document["format"] == "json"
+    assert (document["waiting"], document["unfinished"]) == (2, 4)
+    assert (document["head"], document["tail"]) == (2, 4)
+    assert (document["leases_held"], document["leases_returned"]) == (1, 0)
+    assert document["dead"] == 0
+    shown = persistkit_command("iodict", str(path))
+    lines = [line.split(None, 1) for line in shown.stdout.splitlines()]
+    assert ["waiting", "2"] in lines and ["head", "2"] in lines and ["tail", "4"] in lines
+    assert ["leases", "1 held, 0 returned"] in lines
+    assert snapshot_tree(path) == before
+    held.ack()
+
+
+def test_a_queue_with_dead_letters_is_a_problem(tmp_path: Path, persistkit_command: Run) -> None:
+    path = tmp_path / "queue"
+    queue: DurableQueue[object] = DurableQueue(path, format="json", max_tries=1)
+    queue.put("poison")
+    queue.claim().nack()
+    assert len(queue.dead_letters()) == 1
+    result = persistkit_command("iodict", str(path), "--json")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["dead"] == 1 and document["ok"] is False
+    keys = persistkit_command("iodict", str(path), "--keys")
+    assert keys.returncode == 1 and "a DurableQueue has no keys" in keys.stderr
 
 
 def test_a_dict_on_s3_is_shown_without_writing(

@@ -6,6 +6,9 @@ at any size); ``--keys`` lists the keys in order; ``--check`` lists the folder t
 item files whose key cannot be recovered. Item files whose key is lost are a problem (exit
 status 1), as is a folder that holds no store.
 
+A folder that holds a `DurableQueue` shows the queue instead: items waiting, unfinished
+tasks, head and tail numbers, leases held and returned, dead letters.
+
 ``DIR`` may also be ``s3://bucket/prefix``: the dict is read with GETs and LISTs only (its
 keys are counted by listing them).
 """
@@ -13,6 +16,7 @@ keys are counted by listing them).
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from typing import Any
 
@@ -22,6 +26,8 @@ from persistkit.iodict._keys import Key
 from persistkit.iodict._meta import read_meta
 from persistkit.iodict._object_iodict import ObjectIODict
 from persistkit.iodict._object_layout import META
+from persistkit.iodict._queue import DurableQueue
+from persistkit.iodict._queue_names import PREFIX as QUEUE_PREFIX
 from persistkit.iodict.errors import KeylessItemsWarning
 
 _SHOWN = 60
@@ -81,7 +87,57 @@ def _open(path: str) -> tuple[IODict[Any, Any], Summary]:
     return store, summary
 
 
+def _is_queue(path: str) -> bool:
+    """True for a folder a DurableQueue wrote (its names start with the queue's prefix)."""
+    if path.startswith("s3://") or not os.path.isdir(path):
+        return False
+    return any(name.startswith(QUEUE_PREFIX) for name in os.listdir(path))
+
+
+def _show_queue(args: argparse.Namespace, out: cli.Output) -> None:
+    if args.keys or args.check:
+        raise cli.CommandError(
+            "a DurableQueue has no keys: --keys and --check are for an IODict",
+            path=args.path,
+            kind="wrong_kind",
+        )
+    queue: DurableQueue[Any] = DurableQueue(args.path)
+    try:
+        summary = queue._summary()
+    finally:
+        queue.close()
+    out.data(
+        path=queue.path,
+        kind="queue",
+        waiting=summary.waiting,
+        unfinished=summary.unfinished,
+        head=summary.head,
+        tail=summary.tail,
+        leases_held=summary.leases_held,
+        leases_returned=summary.leases_returned,
+        dead=summary.dead,
+        format=summary.format,
+    )
+    out.fields(
+        [
+            ("queue", queue.path),
+            ("waiting", summary.waiting),
+            ("unfinished", summary.unfinished),
+            ("head", summary.head),
+            ("tail", summary.tail),
+            ("leases", f"{summary.leases_held} held, {summary.leases_returned} returned"),
+            ("dead letters", summary.dead),
+            ("format", summary.format),
+        ]
+    )
+    if summary.dead:
+        out.problem(f"{summary.dead} dead letter(s): items that could not be delivered")
+
+
 def _show(args: argparse.Namespace, out: cli.Output) -> None:
+    if _is_queue(args.path):
+        _show_queue(args, out)
+        return
     with warnings.catch_warnings():
         # Lost keys are reported below, in this command's own words.
         warnings.simplefilter("ignore", KeylessItemsWarning)
@@ -90,6 +146,7 @@ def _show(args: argparse.Namespace, out: cli.Output) -> None:
         lost = summary.keyless if keyless is None else len(keyless)
         out.data(
             path=store.path,
+            kind="iodict",
             items=summary.items,
             layout=summary.layout,
             format=summary.format,

@@ -120,6 +120,32 @@ class _Done:
 _NOTHING = _Done(found=False)
 
 
+@dataclass(frozen=True, slots=True)
+class QueueSummary:
+    """A queue at one moment, as ``persistkit iodict`` shows it.
+
+    Attributes:
+        waiting: items `get` or `claim` would deliver (what `DurableQueue.qsize` returns).
+        unfinished: tasks not finished (`DurableQueue.unfinished_tasks`).
+        head: the number of the oldest item still in the queue.
+        tail: the number the next put gets.
+        leases_held: items delivered by `claim` whose lease is live.
+        leases_returned: leases whose holder died or whose deadline passed: those items
+            are delivered again.
+        dead: items in the dead-letter area.
+        format: the value format's name.
+    """
+
+    waiting: int
+    unfinished: int
+    head: int
+    tail: int
+    leases_held: int
+    leases_returned: int
+    dead: int
+    format: str
+
+
 class DurableQueue(Generic[T]):
     """A FIFO queue kept in a directory, with the `queue.Queue` API and acknowledged gets.
 
@@ -837,13 +863,22 @@ class DurableQueue(Generic[T]):
 
     def _counts(self) -> tuple[int, int]:
         """Return the items waiting and the unfinished tasks (reads only)."""
+        with self._state_now() as state:
+            return self._count(state)
+
+    @contextlib.contextmanager
+    def _state_now(self) -> Iterator[QueueState]:
+        """Yield the queue's state as of now, held still while the block runs (reads only)."""
         if self._journal is not None:
             with self._locked() as state:
-                return self._count(state)
+                yield state
+            return
         if not os.path.isdir(self._directory):
-            return 0, 0
+            yield QueueState()
+            return
         if not os.path.exists(self._journal_path):
-            return self._count(self._files.load()[0])
+            yield self._files.load()[0]
+            return
         if self._reader is None:
             self._reader = Journal(self._journal_path, readonly=True)
         # Under the journal's shared lock no checkpoint can change the files between
@@ -852,7 +887,25 @@ class DurableQueue(Generic[T]):
             state, covered = self._files.load()
             for record in self._reader.records(after=_replay_from(covered, self._reader)):
                 state.apply(record.data, where=self._journal_path)
-            return self._count(state)
+            yield state
+
+    def _summary(self) -> QueueSummary:
+        """What ``persistkit iodict`` shows of a queue (reads only)."""
+        with self._state_now() as state:
+            waiting, unfinished = self._count(state)
+            now_ms = _now_ms()
+            returned = sum(1 for lease in state.leases.values() if self._returned(lease, now_ms))
+            head, tail, leases = state.head, state.tail, len(state.leases)
+        return QueueSummary(
+            waiting=waiting,
+            unfinished=unfinished,
+            head=head,
+            tail=tail,
+            leases_held=leases - returned,
+            leases_returned=returned,
+            dead=len(self.dead_letters()),
+            format=self._codec.name,
+        )
 
     def _count(self, state: QueueState) -> tuple[int, int]:
         now_ms = _now_ms()
