@@ -10,7 +10,6 @@ Two kinds of fault appear here, and each test says which it uses:
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -291,20 +290,7 @@ def test_the_server_killed_mid_run_loses_nothing_acknowledged(seaweedfs: StartSe
     server = seaweedfs()
     endpoint = server.endpoint
     bucket = endpoint.create_bucket()
-    writer = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            WRITER,
-            endpoint.endpoint_url,
-            endpoint.access_key,
-            endpoint.secret_key,
-            bucket,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"},
-    )
+    writer = endpoint.spawn_python(WRITER, bucket)
     assert writer.stdout is not None
     acknowledged = []
     for line in writer.stdout:

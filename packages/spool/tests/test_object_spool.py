@@ -9,10 +9,7 @@ injected with `S3FaultProxy` (no server fails on cue), and the tests say so; the
 from __future__ import annotations
 
 import copy
-import os
 import pickle
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -353,20 +350,7 @@ def test_the_server_killed_mid_delivery_loses_nothing_acknowledged_and_brings_no
         message = consumer.claim()
         assert message is not None
         consumer.done(message)
-    producer = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            PRODUCER,
-            endpoint.endpoint_url,
-            endpoint.access_key,
-            endpoint.secret_key,
-            bucket,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"},
-    )
+    producer = endpoint.spawn_python(PRODUCER, bucket)
     assert producer.stdout is not None
     lines = []
     for line in producer.stdout:

@@ -7,9 +7,6 @@ fault) while they run. Every message must be done exactly once and none lost.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -60,23 +57,7 @@ def test_consumers_on_two_gateways_finish_every_message_once_through_a_volume_se
     bucket = gateways[0].create_bucket()
     with gateways[0].store(bucket, "jobs") as objects:
         ids = Spool(objects).deliver_many(f"job {i}".encode() for i in range(MESSAGES))
-    consumers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                CONSUMER,
-                gateway.endpoint_url,
-                gateway.access_key,
-                gateway.secret_key,
-                bucket,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"},
-        )
-        for gateway in (*gateways, *gateways)
-    ]
+    consumers = [gateway.spawn_python(CONSUMER, bucket) for gateway in (*gateways, *gateways)]
     first = consumers[0].stdout
     assert first is not None
     lines: list[str] = []

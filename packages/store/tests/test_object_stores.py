@@ -9,9 +9,6 @@ cue). The behaviour shared with local files is tested on both in the other files
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -422,20 +419,7 @@ def test_the_server_killed_mid_transaction_loses_no_acknowledged_commit(
     server = seaweedfs()
     endpoint = server.endpoint
     bucket = endpoint.create_bucket()
-    writer = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            INCREMENTER,
-            endpoint.endpoint_url,
-            endpoint.access_key,
-            endpoint.secret_key,
-            bucket,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"},
-    )
+    writer = endpoint.spawn_python(INCREMENTER, bucket)
     assert writer.stdout is not None
     acknowledged = 0
     for line in writer.stdout:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from persistkit.core._s3_objects import S3ObjectStore
+from persistkit.core._spawn import spawn_python
 
 WEED_ENV = "PERSISTKIT_WEED"
 """Set to the path of a ``weed`` binary to use instead of the one found on the path."""
@@ -118,6 +119,22 @@ class S3Endpoint:
         finally:
             client.close()
         return bucket
+
+    def spawn_python(self, code: str, bucket: str, *args: str) -> subprocess.Popen[str]:
+        """Start a program of its own that reaches this gateway, as on another machine.
+
+        It runs ``python -c code ENDPOINT_URL ACCESS_KEY SECRET_KEY BUCKET args...`` with text
+        pipes on stdin and stdout, as `persistkit.core.testing.spawn_python` starts it.
+        """
+        return spawn_python(
+            code,
+            self.endpoint_url,
+            self.access_key,
+            self.secret_key,
+            bucket,
+            *args,
+            env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"},
+        )
 
     def store(self, bucket: str, prefix: str = "", **options: Any) -> S3ObjectStore:
         """An `S3ObjectStore` on ``bucket``/``prefix`` of this endpoint."""

@@ -54,7 +54,6 @@ import pickle
 import signal
 import stat
 import subprocess
-import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -70,6 +69,7 @@ from persistkit.core._seaweed import (
     ServerUnavailableError,
     find_weed,
 )
+from persistkit.core._spawn import spawn_python
 
 __all__ = [
     "BARRIER_CALLS",
@@ -495,35 +495,6 @@ def _describe(path: str) -> _Entry:
             for name in sorted(os.listxattr(path, follow_symlinks=False)):
                 xattrs.append((name, os.getxattr(path, name, follow_symlinks=False)))
     return _Entry(kind, info.st_mode, info.st_size, info.st_mtime_ns, content, tuple(xattrs))
-
-
-def spawn_python(
-    code: str, *args: str | os.PathLike[str], env: dict[str, str] | None = None
-) -> subprocess.Popen[str]:
-    """Start ``python -c code args...`` as a real, separate program, to be killed for real.
-
-    Its stdin and stdout are text pipes (stderr is inherited, so a traceback shows in the test
-    report): the program tells the test where it is by printing a line (flush it), and the test
-    waits for that line with ``proc.stdout.readline()`` before it kills, so no test sleeps.
-
-    Args:
-        code: the program's source.
-        args: its command-line arguments (``sys.argv[1:]``).
-        env: its environment (default: this process's).
-
-    Example:
-        >>> code = "import sys; print('ready', flush=True); sys.stdin.read()"
-        >>> proc = spawn_python(code)  # doctest: +SKIP
-        >>> assert proc.stdout.readline() == "ready" + chr(10)  # doctest: +SKIP
-        >>> kill_hard(proc)  # doctest: +SKIP
-    """
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *(os.fspath(arg) for arg in args)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
 
 
 def kill_hard(proc: subprocess.Popen[str]) -> str:
