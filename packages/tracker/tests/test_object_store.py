@@ -21,6 +21,7 @@ import pytest
 
 from persistkit.core import LocalObjectStore, ObjectStore, OutcomeUnknownError
 from persistkit.core.errors import InvalidArgumentError, SerializationError
+from persistkit.core.pytest_plugin import StartSeaweed
 from persistkit.core.testing import Fault, S3Endpoint, S3FaultProxy
 from persistkit.tracker import POD, ReadOnlyStoreError, SharedTracker, Tracker, _object_state
 
@@ -394,6 +395,55 @@ def test_with_max_tries_1_each_task_runs_on_exactly_one_worker(s3_server: S3Endp
     assert done == sorted(f"t{i}" for i in range(24))  # each task once, none left out
     final = Tracker(s3_server.store(bucket, "job"))
     assert final.progress() == (24, 24, 24, 0)
+
+
+MARKER = r"""
+import sys
+from persistkit.core import S3ObjectStore, StoreUnavailableError
+from persistkit.tracker import Tracker
+
+endpoint, key_id, secret, bucket = sys.argv[1:5]
+objects = S3ObjectStore(bucket, "crash", endpoint_url=endpoint, access_key=key_id,
+                        secret_key=secret, region="us-east-1", retries=2, settle_attempts=2)
+tracker = Tracker(objects)
+tracker.add_many(f"t{i}" for i in range(1000))
+tracker.sync()
+try:
+    for i in range(1000):
+        tracker.mark_done(f"t{i}")
+        tracker.sync()
+        print("ack", i, flush=True)
+except StoreUnavailableError as error:
+    print("error", type(error).__name__, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_the_server_killed_mid_sync_loses_no_acknowledged_mark(seaweedfs: StartSeaweed) -> None:
+    server = seaweedfs()
+    endpoint = server.endpoint
+    bucket = endpoint.create_bucket()
+    writer = endpoint.spawn_python(MARKER, bucket)
+    assert writer.stdout is not None
+    acknowledged = -1
+    for line in writer.stdout:
+        acknowledged = int(line.split()[1])
+        if acknowledged == 20:
+            server.kill()  # SIGKILL, while the writer syncs its next mark
+            break
+    rest = writer.stdout.read().splitlines()
+    writer.wait(timeout=120)  # its exit sync fails too: one line on stderr, its own status
+    acknowledged = max([acknowledged] + [int(line.split()[1]) for line in rest if "ack" in line])
+    assert any(line.startswith("error ") for line in rest), rest  # a typed error, not a crash
+
+    server.start()
+    with endpoint.store(bucket, "crash") as objects:
+        tracker = Tracker(objects)
+        done = {key for key in tracker if tracker.done(key)}
+        tracker.close()
+    acked = {f"t{i}" for i in range(acknowledged + 1)}
+    assert acked <= done  # every acknowledged sync is there
+    assert done - acked <= {f"t{acknowledged + 1}"}  # and at most the one in flight besides
 
 
 @pytest.mark.slow
