@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,24 @@ def parse(data: bytes | str | None, size: int) -> int:
         return TORN
     head = data[:8]
     return int(head) if head.isdigit() else TORN
+
+
+def by_number(payloads: Iterable[bytes | str | None], size: int) -> dict[str, int]:
+    """What an append-style store holds: each value by its number, torn ones by position."""
+    found = {}
+    for position, payload in enumerate(payloads):
+        number = parse(payload, size)
+        found[str(number) if number != TORN else f"torn {position}"] = number
+    return found
+
+
+def drained(get: Callable[[], Any], empty: type[Exception]) -> Iterator[Any]:
+    """Take items with ``get`` until it raises ``empty``."""
+    while True:
+        try:
+            yield get()
+        except empty:
+            return
 
 
 Writer = Callable[[int], str]
@@ -247,11 +265,8 @@ def maildir_store() -> Store:
     def reader(root: Path, size: int) -> Reader:
         def read() -> dict[str, int]:
             box = mailbox.Maildir(str(root / "mail"), create=False)
-            found = {}
-            for key in box.keys():  # noqa: SIM118 - iterating a Mailbox yields messages
-                number = parse(box.get_bytes(key), size)
-                found[str(number) if number != TORN else f"torn {key}"] = number
-            return found
+            # Iterating a Mailbox yields messages, so the keys are asked for.
+            return by_number((box.get_bytes(key) for key in box.keys()), size)  # noqa: SIM118
 
         return read
 
@@ -351,14 +366,7 @@ def persist_queue_store(sqlite: bool) -> Store:
             import persistqueue
 
             queue = open_queue(root)
-            found = {}
-            while True:
-                try:
-                    item = queue.get(block=False)
-                except persistqueue.Empty:
-                    return found
-                number = parse(item, size)
-                found[str(number) if number != TORN else f"torn {len(found)}"] = number
+            return by_number(drained(lambda: queue.get(block=False), persistqueue.Empty), size)
 
         return read
 
@@ -413,15 +421,8 @@ def persistkit_queue() -> Store:
 
             from persistkit.iodict import DurableQueue
 
-            found = {}
             durable_queue = DurableQueue(str(root / "q"))
-            while True:
-                try:
-                    item = durable_queue.get_nowait()
-                except stdlib_queue.Empty:
-                    return found
-                number = parse(item, size)
-                found[str(number) if number != TORN else f"torn {len(found)}"] = number
+            return by_number(drained(durable_queue.get_nowait, stdlib_queue.Empty), size)
 
         return read
 
@@ -455,11 +456,7 @@ def persistkit_spool() -> Store:
             from persistkit.spool import Spool
 
             with Spool(str(root / "spool"), create=False) as spool:
-                found = {}
-                for path in spool.list("new"):
-                    number = parse(Path(path).read_bytes(), size)
-                    found[str(number) if number != TORN else f"torn {path}"] = number
-                return found
+                return by_number((Path(path).read_bytes() for path in spool.list("new")), size)
 
         return read
 
