@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 from persistkit.core._capabilities import capabilities
@@ -46,31 +47,9 @@ def show_capabilities(args: argparse.Namespace, out: Output) -> None:
     if not os.path.exists(args.path):
         raise CommandError("no such file or folder", path=args.path, kind="missing")
     caps = capabilities(args.path)
-    out.data(
-        path=os.path.abspath(args.path),
-        device=caps.device,
-        rename_noreplace=caps.rename_noreplace,
-        rename_exchange=caps.rename_exchange,
-        user_xattrs=caps.user_xattrs,
-        xattr_max_size=caps.xattr_max_size,
-        dir_fsync=caps.dir_fsync,
-        read_only=caps.read_only,
-        anonymous_files=caps.anonymous_files,
-        syncfs=caps.syncfs,
-    )
-    out.fields(
-        [
-            ("device", caps.device),
-            ("rename_noreplace", caps.rename_noreplace),
-            ("rename_exchange", caps.rename_exchange),
-            ("user_xattrs", caps.user_xattrs),
-            ("xattr_max_size", f"{caps.xattr_max_size} bytes"),
-            ("dir_fsync", caps.dir_fsync),
-            ("read_only", caps.read_only),
-            ("anonymous_files", caps.anonymous_files),
-            ("syncfs", caps.syncfs),
-        ]
-    )
+    found = dataclasses.asdict(caps)
+    out.data(path=os.path.abspath(args.path), **found)
+    out.fields({**found, "xattr_max_size": f"{caps.xattr_max_size} bytes"}.items())
     if not caps.dir_fsync and not caps.read_only:
         out.problem(
             "this mount refuses to fsync a folder: writes here are atomic, "
