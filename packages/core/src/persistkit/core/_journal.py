@@ -151,7 +151,6 @@ class _SharedLog:
         self._depth = 0
         self._flush_turn = threading.Condition(threading.Lock())
         self._flushing = False
-        self._waiting = 0
         self.shm_path = path + "-shm"
         self.shm_fd = _fs.open_or_create(self.shm_path)
         coordination: Coordination | None = None
@@ -212,11 +211,7 @@ class _SharedLog:
         turn = self._flush_turn
         with turn:
             while self._flushing:
-                self._waiting += 1
-                try:
-                    turn.wait()
-                finally:
-                    self._waiting -= 1
+                turn.wait()
             self._flushing = True
         try:
             fcntl.flock(self.shm_fd, fcntl.LOCK_EX)
@@ -227,8 +222,7 @@ class _SharedLog:
         finally:
             with turn:
                 self._flushing = False
-                if self._waiting:
-                    turn.notify_all()
+                turn.notify_all()
 
     # -- coordination ------------------------------------------------------------------------
 
@@ -377,11 +371,7 @@ class _SharedLog:
             while self._flushing:
                 if words[W_FLUSHED] >= upto:
                     return
-                self._waiting += 1
-                try:
-                    turn.wait()
-                finally:
-                    self._waiting -= 1
+                turn.wait()
             if words[W_FLUSHED] >= upto:
                 return
             self._flushing = True
@@ -390,8 +380,7 @@ class _SharedLog:
         finally:
             with turn:
                 self._flushing = False
-                if self._waiting:
-                    turn.notify_all()
+                turn.notify_all()
 
     def _flush_across_processes(self, upto: int) -> None:
         words = self.words
