@@ -230,7 +230,7 @@ def test_list_in_small_pages_yields_the_same_keys(store: ObjectStore) -> None:
         store.put(key, b"x")
     assert list(store.list(page_size=2)) == keys
     assert list(store.list("k", start_after="k002", page_size=1)) == keys[3:]
-    for wrong in (0, 1001, 2.0):
+    for wrong in (0, 1001, 2.0, True):
         with pytest.raises(InvalidArgumentError):
             list(store.list(page_size=wrong))  # type: ignore[arg-type] # 2.0 is the point
 

@@ -32,7 +32,12 @@ from collections.abc import Iterator
 from persistkit.core import _object_keys
 from persistkit.core._durability import Durability, check_durability
 from persistkit.core._lock import FileLock
-from persistkit.core._object_store import ObjectStore, StoredObject, check_page_size
+from persistkit.core._object_store import (
+    MAX_PAGE_SIZE,
+    ObjectStore,
+    StoredObject,
+    check_page_size,
+)
 from persistkit.core._primitives import make_dirs, remove
 from persistkit.core._writer import write_bytes
 from persistkit.core.errors import (
@@ -170,7 +175,7 @@ class LocalObjectStore(ObjectStore):
             )
 
     def list(
-        self, prefix: str = "", *, start_after: str | None = None, page_size: int = 1000
+        self, prefix: str = "", *, start_after: str | None = None, page_size: int = MAX_PAGE_SIZE
     ) -> Iterator[str]:
         """Yield the keys starting with ``prefix`` (see `ObjectStore.list`; no pages here)."""
         check_page_size(page_size)

@@ -25,8 +25,10 @@ MAX_PAGE_SIZE = 1000
 
 def check_page_size(page_size: int) -> None:
     """Refuse a listing page size outside 1..1000 (`InvalidArgumentError`)."""
-    if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidArgumentError(f"page_size must be an int from 1 to 1000, not {page_size!r}")
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise InvalidArgumentError(f"page_size must be an int, not {page_size!r}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidArgumentError(f"page_size must be from 1 to {MAX_PAGE_SIZE}, not {page_size}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     def list(
-        self, prefix: str = "", *, start_after: str | None = None, page_size: int = 1000
+        self, prefix: str = "", *, start_after: str | None = None, page_size: int = MAX_PAGE_SIZE
     ) -> Iterator[str]:
         """Yield the keys that start with ``prefix``, page by page.
 
