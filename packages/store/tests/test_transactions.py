@@ -196,6 +196,21 @@ def test_a_second_transaction_waits_and_times_out(tmp_path: Path) -> None:
     assert json.loads(path.read_text()) == 0
 
 
+def test_the_loop_form_on_a_file_holds_the_lock_until_its_commit_is_done(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.json"
+    holder = store.open(path, default=0)
+    waiter = store.open(path, default=0)
+    for attempt in holder.transaction():
+        with attempt as state:
+            state.value += 1
+            with pytest.raises(LockTimeoutError), waiter.transaction(timeout=0):
+                pytest.fail("two transactions ran at once")
+    with waiter.transaction(timeout=0) as state:  # committed and unlocked
+        assert state.value == 1
+
+
 def test_nesting_a_transaction_in_a_with_block_is_refused(place: Place) -> None:
     state = place.open("s.json", default=0)
     with state:
