@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from persistkit.core import (
     Batch,
-    Codec,
     CorruptFileError,
     InvalidArgumentError,
     Journal,
@@ -39,6 +38,7 @@ from persistkit.iodict._directory import (
     refuse_object_location,
     resolve_user_lock,
 )
+from persistkit.iodict._formats import resolve_recorded_format
 from persistkit.iodict._index_files import (
     DamagedIndexError,
     IndexView,
@@ -68,7 +68,6 @@ from persistkit.iodict.errors import (
 )
 
 _MISSING: Any = object()
-_KNOWN_FORMATS = ("pickle", "json", "bson")
 # Room left in the mount's xattr space for the order stamp and the attributes' names.
 _XATTR_RESERVE = 256
 # A headed item records the key's length in 32 bits.
@@ -276,7 +275,7 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         else:
             layout_name = "header" if use_xattrs is False else "xattr"
             format_name = "pickle" if format is None else resolve_format(format).name
-        self._codec = self._resolve_codec(format, format_name)
+        self._codec = resolve_recorded_format(format, format_name, directory)
         if use_xattrs is not None and use_xattrs != (layout_name == "xattr"):
             raise LayoutError(
                 f"{directory!r} keeps keys in the {layout_name!r} layout; "
@@ -320,18 +319,6 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         self._layout = XattrLayout() if use_xattrs else HeaderLayout()
         self._index.writer()
         return meta
-
-    def _resolve_codec(self, format: Any, stored: str) -> Codec:
-        if format is None:
-            if stored not in _KNOWN_FORMATS:
-                raise LayoutError(
-                    f"{self._db_path!r} stores values as {stored!r}; pass that format"
-                )
-            return resolve_format(stored)
-        codec = resolve_format(format)
-        if codec.name != stored:
-            raise LayoutError(f"{self._db_path!r} stores values as {stored!r}, not {codec.name!r}")
-        return codec
 
     @property
     def path(self) -> str:

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from persistkit.core import (
-    Codec,
     ConflictError,
     CorruptFileError,
     InvalidArgumentError,
@@ -51,9 +50,9 @@ from persistkit.core import (
     StoredObject,
     check_durability,
     open_object_store,
-    resolve_format,
 )
 from persistkit.iodict._directory import resolve_user_lock
+from persistkit.iodict._formats import resolve_recorded_format
 from persistkit.iodict._iodict import IODict, Summary
 from persistkit.iodict._keys import Key, key_from_bytes
 from persistkit.iodict._object_layout import (
@@ -88,7 +87,6 @@ else:
 T = TypeVar("T")
 
 _MISSING: Any = object()
-_KNOWN_FORMATS = ("pickle", "json", "bson")
 # A conflict means another writer got in first; back off with jitter so that a crowd of
 # writers on one key or on the birth counter spreads out instead of colliding again.
 _ATTEMPTS = 64
@@ -167,19 +165,7 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         stored = self._read_meta()
         self._meta_written = stored is not None
-        if stored is None:
-            stored = "pickle" if format is None else resolve_format(format).name
-        self._codec = self._object_codec(format, stored)
-
-    def _object_codec(self, format: Any, stored: str) -> Codec:
-        if format is None:
-            if stored not in _KNOWN_FORMATS:
-                raise LayoutError(f"{self._where!r} stores values as {stored!r}; pass that format")
-            return resolve_format(stored)
-        codec = resolve_format(format)
-        if codec.name != stored:
-            raise LayoutError(f"{self._where!r} stores values as {stored!r}, not {codec.name!r}")
-        return codec
+        self._codec = resolve_recorded_format(format, stored, self._where)
 
     def _read_meta(self) -> str | None:
         try:

@@ -45,11 +45,12 @@ from persistkit.core import (
 from persistkit.iodict._claim import Claim
 from persistkit.iodict._dead_letters import DeadLetter, bury, dead_path, list_dead, reason_path
 from persistkit.iodict._directory import LockLike, refuse_object_location, resolve_user_lock
+from persistkit.iodict._formats import resolve_recorded_format
 from persistkit.iodict._leases import Lease, lease_path
 from persistkit.iodict._legacy_queue import find_legacy_items
 from persistkit.iodict._owners import current_owner, owner_alive, owner_gone
 from persistkit.iodict._queue_files import QueueFiles
-from persistkit.iodict._queue_meta import read_queue_format, resolve_recorded_format
+from persistkit.iodict._queue_meta import read_queue_format
 from persistkit.iodict._queue_names import DEAD_NAME, JOURNAL_NAME
 from persistkit.iodict._queue_state import (
     QueueState,

@@ -24,12 +24,12 @@ from persistkit.core import (
     sweep,
     write_bytes,
 )
+from persistkit.iodict._formats import resolve_recorded_format
 from persistkit.iodict._layouts import NotAnItemError, open_item
 from persistkit.iodict._leases import lease_path, list_leases
 from persistkit.iodict._legacy_queue import read_legacy_map, write_legacy_map
 from persistkit.iodict._queue_meta import (
     read_queue_format,
-    resolve_recorded_format,
     sniff_format,
     write_queue_format,
 )

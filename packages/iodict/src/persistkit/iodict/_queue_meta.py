@@ -11,12 +11,10 @@ import json
 import os
 from typing import Any
 
-from persistkit.core import Codec, CorruptFileError, resolve_format, write_bytes
+from persistkit.core import CorruptFileError, write_bytes
 from persistkit.iodict._queue_names import META_NAME
-from persistkit.iodict.errors import LayoutError
 
 _MAGIC = "persistkit-queue"
-_NAMED_FORMATS = ("pickle", "json", "bson")
 
 
 def read_queue_format(directory: str) -> str | None:
@@ -66,22 +64,3 @@ def sniff_format(data: bytes) -> str | None:
     except ValueError:
         return None
     return "json"
-
-
-def resolve_recorded_format(format: Any, stored: str | None, directory: str) -> Codec:
-    """Return the codec to use given the caller's ``format`` and the recorded one.
-
-    Raises:
-        LayoutError: ``format`` differs from the recorded one, or the recorded one is not
-            a named format and ``format`` was not given.
-    """
-    if stored is None:
-        return resolve_format("pickle" if format is None else format)
-    if format is None:
-        if stored not in _NAMED_FORMATS:
-            raise LayoutError(f"{directory!r} holds values as {stored!r}; pass that format")
-        return resolve_format(stored)
-    codec = resolve_format(format)
-    if codec.name != stored:
-        raise LayoutError(f"{directory!r} holds values as {stored!r}, not {codec.name!r}")
-    return codec
