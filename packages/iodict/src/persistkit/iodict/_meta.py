@@ -16,9 +16,9 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from persistkit.core import CorruptFileError, write_bytes
+from persistkit.iodict._json_records import read_json_object
 
 META_NAME = ".persistkit-iodict.json"
 LOCK_NAME = ".persistkit-iodict.lock"
@@ -69,13 +69,10 @@ def read_meta(directory: str) -> StoreMeta | None:
         CorruptFileError: the file exists but is not valid metadata.
     """
     path = os.path.join(directory, META_NAME)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
+    document = read_json_object(path)
+    if document is None:
         return None
     try:
-        document: Any = json.loads(data)
         if document.get("store") != _MAGIC or document.get("layout") not in LAYOUTS:
             raise ValueError("not persistkit-iodict metadata")
         return StoreMeta(
@@ -84,7 +81,7 @@ def read_meta(directory: str) -> StoreMeta | None:
             epoch=int(document["epoch"]),
             boot=str(document["boot"]),
         )
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError) as error:
         raise CorruptFileError(path, str(error)) from error
 
 

@@ -25,6 +25,7 @@ from persistkit.core import (
     write_bytes,
 )
 from persistkit.iodict._formats import resolve_recorded_format
+from persistkit.iodict._json_records import read_json_object
 from persistkit.iodict._layouts import NotAnItemError, open_item
 from persistkit.iodict._leases import lease_path, list_leases
 from persistkit.iodict._legacy_queue import read_legacy_map, write_legacy_map
@@ -111,13 +112,10 @@ class QueueFiles:
     def _read_state_file(self) -> tuple[int, int, int, int] | None:
         """Return head, tail, taken and the journal position of the state file, if any."""
         path = os.path.join(self.directory, STATE_NAME)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
+        document = read_json_object(path)
+        if document is None:
             return None
         try:
-            document = json.loads(data)
             values = tuple(int(document[key]) for key in ("head", "tail", "taken", "journal"))
         except (ValueError, KeyError, TypeError) as error:
             raise CorruptFileError(path, f"{type(error).__name__}: {error}") from error

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from persistkit.core import CorruptFileError, write_bytes
+from persistkit.iodict._json_records import read_json_object
 from persistkit.iodict._queue_names import META_NAME
 
 _MAGIC = "persistkit-queue"
@@ -24,18 +24,12 @@ def read_queue_format(directory: str) -> str | None:
         CorruptFileError: the record exists but is not one.
     """
     path = os.path.join(directory, META_NAME)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
+    document = read_json_object(path)
+    if document is None:
         return None
-    try:
-        document: Any = json.loads(data)
-        if document.get("store") != _MAGIC or not isinstance(document.get("format"), str):
-            raise ValueError("not a persistkit queue record")
-        return str(document["format"])
-    except (ValueError, AttributeError) as error:
-        raise CorruptFileError(path, str(error)) from error
+    if document.get("store") != _MAGIC or not isinstance(document.get("format"), str):
+        raise CorruptFileError(path, "not a persistkit queue record")
+    return str(document["format"])
 
 
 def write_queue_format(directory: str, format_name: str) -> None:
