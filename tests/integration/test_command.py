@@ -17,7 +17,7 @@ from persistkit.tracker import Tracker
 
 Command = Callable[..., subprocess.CompletedProcess[str]]
 
-FOLDER_COMMANDS = ["sweep", "tracker", "spool"]  # each inspects a folder
+FOLDER_COMMANDS = ["sweep", "tracker", "spool", "iodict"]  # each inspects a folder
 FILE_COMMANDS = ["store"]  # each inspects a file
 
 
@@ -64,6 +64,8 @@ def test_a_missing_path(things: Path, persistkit_command: Command, command: str,
         ("tracker", "a-spool"),
         ("spool", "a-folder"),
         ("spool", "a-tracker"),
+        ("iodict", "a-folder"),
+        ("iodict", "a-tracker"),
     ],
 )
 def test_the_wrong_kind_of_thing(things: Path, persistkit_command: Command, command, where):
