@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from persistkit.core import capabilities, exchange, fsync_dir, rename, write_bytes
+from persistkit.core import (
+    capabilities,
+    exchange,
+    fsync_dir,
+    rename,
+    sync_files,
+    write_bytes,
+)
 from persistkit.core._syscalls import syncfs
 from persistkit.core.testing import PowerCutFS, power_cut_fs
 
@@ -165,6 +172,19 @@ def test_mmap_writes_are_durable_after_msync_and_fsync(power_cut: PowerCutFS) ->
         os.fsync(f.fileno())
     power_cut.cut()
     assert path.read_bytes()[4096:4100] == b"page"
+
+
+def test_sync_files_flushes_file_by_file_where_syncfs_does_not_reach(
+    power_cut: PowerCutFS,
+) -> None:
+    # The kernel never passes syncfs on to a FUSE server: one shared flush would keep nothing.
+    paths = [power_cut.root / f"f{i}" for i in range(3)]
+    for path in paths:
+        path.write_bytes(b"data")
+    fsync_dir(power_cut.root)
+    sync_files(paths)
+    power_cut.cut()
+    assert [path.read_bytes() for path in paths] == [b"data"] * 3
 
 
 def test_a_cut_ends_every_open_file(power_cut: PowerCutFS) -> None:
