@@ -23,6 +23,7 @@ from typing import Any
 from persistkit.core import cli
 from persistkit.iodict._iodict import IODict, Summary
 from persistkit.iodict._keys import Key
+from persistkit.iodict._meta import META_NAME as IODICT_META_NAME
 from persistkit.iodict._meta import read_meta
 from persistkit.iodict._object_iodict import ObjectIODict
 from persistkit.iodict._object_layout import META
@@ -91,6 +92,8 @@ def _is_queue(path: str) -> bool:
     """True for a folder a DurableQueue wrote (its names start with the queue's prefix)."""
     if path.startswith("s3://") or not os.path.isdir(path):
         return False
+    if os.path.lexists(os.path.join(path, IODICT_META_NAME)):
+        return False  # an IODict: its folder may hold millions of names, so list none
     return any(name.startswith(QUEUE_PREFIX) for name in os.listdir(path))
 
 
