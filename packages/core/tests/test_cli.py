@@ -329,7 +329,6 @@ MAIN = "from persistkit.core._cli import main; raise SystemExit(main({args!r}))"
 
 
 def test_on_a_terminal_tables_are_drawn_by_rich(tmp_path: Path) -> None:
-    pytest.importorskip("rich", reason="the cli extra is part of core's test dependencies")
     shown = _on_a_terminal(MAIN.format(args=["capabilities", str(tmp_path)])).replace("\r", "")
     assert "\n  rename_exchange    yes" in shown  # rich's padding, not the plain one
 
@@ -346,7 +345,6 @@ def test_without_rich_a_terminal_gets_plain_text(tmp_path: Path) -> None:
 
 
 def test_shell_completion_offers_subcommands_and_options(tmp_path: Path) -> None:
-    pytest.importorskip("argcomplete", reason="the cli extra is part of core's test dependencies")
     answers = tmp_path / "answers"
     for line, expected in (("persistkit sw", "sweep"), ("persistkit sweep --dr", "--dry-run")):
         env = {
