@@ -4,7 +4,9 @@ Objects under the store's location::
 
     journal/<seq:012d>        one sync: {"format", "writer", "nonce", "ops"}, created if absent
     checkpoint                {"format", "generation", "upto", "writer", "shards", "digests"}
-    shards/<g>-<writer>/<i>   shard ``i`` of checkpoint generation ``g``, in tastypy's lines
+    shards/<g>-<writer>-<n>/<i>
+                              shard ``i`` of checkpoint generation ``g`` (attempt nonce ``n``),
+                              in tastypy's lines
 
 **Appending.** A writer that has applied every record up to ``seq`` syncs by creating
 ``journal/<seq+1>`` with ``put_if_absent``. Only one writer can create a number; the one that
@@ -628,7 +630,9 @@ class ObjectState(MemoryModel):
         if self._read_only or self.seq <= self.upto:
             return False
         generation = self.generation + 1
-        folder = f"{SHARDS}{generation:09d}-{self.writer}/"
+        # A fresh name per attempt: an attempt that failed half-way may have left objects
+        # under its name, and creating them again would fail for ever.
+        folder = f"{SHARDS}{generation:09d}-{self.writer}-{secrets.token_hex(4)}/"
         keys = list(self.base)
         size = self.file_size
         shard_keys: list[str] = []
