@@ -53,10 +53,6 @@ class Shard:
         """Return a shard that has no file yet."""
         return cls([], 0, None, None, None)
 
-    def file_keys(self) -> list[Key]:
-        """The keys of the file's lines, in order (a prefix of `keys` until a removal)."""
-        return self.disk_keys if self.disk_keys is not None else self.keys[: self.disk_count]
-
     def keep_file_order(self) -> None:
         """Remember the file's keys before `keys` loses one of them."""
         if self.disk_keys is None:
@@ -224,9 +220,6 @@ class MemoryModel(abc.ABC):
     def change_count(self) -> int:
         """How many keys the next sync looks at (set, read, added or removed)."""
         return len(self.pending) + len(self.deleted) + self.cleared
-
-    def _has_changes(self) -> bool:
-        return bool(self.pending or self.deleted or self.cleared)
 
     def forget_changes(self) -> None:
         """Drop the record of what changed since the last sync (not the changes in memory)."""
