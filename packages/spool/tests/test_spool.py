@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import pickle
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from persistkit.core.errors import SerializationError
-from persistkit.core.testing import record_calls
+from persistkit.core.testing import inject_error, record_calls
 from persistkit.spool import FileStore, LeaseLostError, Message, Spool, _message_names
 
 
@@ -343,3 +344,26 @@ def test_contents_of_every_size_come_back_exactly(tmp_path, size, durability):
     assert message.read_bytes() == data
     with message.open() as f:
         assert f.read() == data
+
+
+def test_without_hard_links_a_move_is_one_rename_then_one_fsync_of_each_folder(
+    tmp_path: Path,
+) -> None:
+    # Injected: link(2) refused with EPERM, as FAT and some FUSE mounts refuse it; no such
+    # filesystem can be mounted here.
+    spool = Spool(tmp_path / "spool", lease=60, watch="poll")
+    unique = spool.deliver(b"payload")
+    with inject_error(errno.EPERM, call="link") as refused:
+        message = spool.claim()
+    assert refused, "the link was not refused"
+    assert message is not None and message.id == unique
+    assert spool.list("new") == [] and spool.list("cur") == [message.path]
+
+    calls = record_calls(lambda: spool.release(message))
+    assert calls[0].name in ("rename", "renameat2")  # no second link
+    synced = [call.path for call in calls if call.name == "fsync_dir"]
+    assert sorted(synced) == [str(tmp_path / "spool" / area) for area in ("cur", "new")]
+    again = spool.claim()
+    assert again is not None and again.read_bytes() == b"payload"
+    spool.done(again)
+    assert all(spool.count(area) == 0 for area in ("new", "cur", "dead"))

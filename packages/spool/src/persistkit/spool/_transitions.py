@@ -92,8 +92,11 @@ class Transitions:
             rename(source, target, overwrite=False, durability="atomic")
             return
         info = os.lstat(source)
-        self._link_then_remove(source, target)
-        folders = {_parent(source), self._dirs["new"]} - {_parent(target)}
+        folders = {_parent(source), self._dirs["new"]}
+        if self._link_then_remove(source, target):
+            folders.discard(_parent(target))  # the link fsynced it already
+        else:
+            folders.add(_parent(target))
         if finishing and info.st_nlink > 1:
             folders |= self._remove_other_names(source, info, keep=target)
         _sync(folders)
@@ -118,7 +121,8 @@ class Transitions:
             folders |= self._remove_other_names(path, info, keep=None)
         _sync(folders)
 
-    def _link_then_remove(self, source: str, target: str) -> None:
+    def _link_then_remove(self, source: str, target: str) -> bool:
+        """Move by link, then removal; False when it fell back to a rename (nothing synced)."""
         if self._links:
             try:
                 link(source, target)
@@ -130,10 +134,11 @@ class Transitions:
                 except FileNotFoundError:
                     remove(target, durability="atomic", missing_ok=True)
                     raise
-                return
-        # No hard links here: one rename, both folders synced (the weaker promise of a
-        # rename across folders; the guide says where it falls short).
-        rename(source, target, overwrite=False, durability="durable")
+                return True
+        # No hard links here: one rename, both folders synced by the caller (the weaker
+        # promise of a rename across folders; the guide says where it falls short).
+        rename(source, target, overwrite=False, durability="atomic")
+        return False
 
     def _remove_other_names(
         self, source: str, info: os.stat_result, *, keep: str | None
