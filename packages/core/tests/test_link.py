@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
-from persistkit.core import CrossDeviceError, TargetExistsError, link, remove
+from persistkit.core import (
+    CrossDeviceError,
+    TargetExistsError,
+    UnsupportedOperationError,
+    link,
+    remove,
+)
 from persistkit.core.testing import crash_at_every_call, record_calls
 
 
@@ -40,6 +47,17 @@ def test_link_never_replaces_and_reports_a_missing_source(areas):
     with pytest.raises(FileNotFoundError):
         link(new / "gone", cur / "x")
     assert not (cur / "x").exists()
+
+
+def test_link_of_a_folder_says_so(areas):
+    new, cur = areas
+    with pytest.raises(UnsupportedOperationError) as raised:
+        link(new, cur / "new")
+    assert (raised.value.errno, raised.value.strerror) == (
+        errno.EPERM,
+        "a folder has no hard links",
+    )
+    assert os.listdir(cur) == []
 
 
 def test_link_across_filesystems_is_exdev(areas, small_tmpfs):

@@ -219,7 +219,7 @@ def link(
         TargetExistsError: ``dst`` exists.
         FileNotFoundError: ``src`` does not exist.
         CrossDeviceError: the names are on different filesystems.
-        UnsupportedOperationError: the filesystem has no hard links.
+        UnsupportedOperationError: the filesystem has no hard links, or ``src`` is a folder.
 
     Example:
         >>> link("spool/new/42", "spool/cur/42")  # doctest: +SKIP
@@ -231,9 +231,13 @@ def link(
         _fs.link(src_s, dst_s)
     except OSError as error:
         if error.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise UnsupportedOperationError(
-                error.errno, "this filesystem has no hard links", src_s, None, dst_s
-            ) from None
+            # EPERM also means the source is a folder: say which, not "no hard links".
+            what = (
+                "a folder has no hard links"
+                if os.path.isdir(src_s)
+                else "this filesystem has no hard links"
+            )
+            raise UnsupportedOperationError(error.errno, what, src_s, None, dst_s) from None
         raise translate_rename_error(error, src_s, dst_s) from None
     return sync_parents(dst_s) if fsync else False
 
