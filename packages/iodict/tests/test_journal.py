@@ -98,3 +98,18 @@ def test_a_write_the_journal_does_not_cover_checkpoints_first(
     IODict(directory)["other"] = 1
     assert IODict(directory)["k"] == "newer, atomic"
     assert IODict(directory)["big"] == b"y" * (100 << 10)
+
+
+def test_a_reader_opened_before_the_replay_sees_later_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that read through the journal at open must not keep its values after that."""
+    directory = tmp_path / "s"
+    IODict(directory)["k"] = "old"
+    monkeypatch.setattr(iodict_module, "BOOT", "simulated-reboot")
+    reader = IODict(directory, read_only=True)  # the index is of another boot: reads through
+    assert reader["k"] == "old" and "gone" not in reader
+    writer = IODict(directory)
+    writer["k"] = "new"
+    writer["gone"] = 1
+    assert reader["k"] == "new" and "gone" in reader

@@ -351,10 +351,20 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
 
     # -- reading -----------------------------------------------------------------------
 
+    def _current_overlay(self) -> dict[bytes, Entry] | None:
+        """The journal entries reads go through, until a writer has replayed them.
+
+        Once the index files describe the folder again, a writer has put the journal into
+        the items (and may have written newer values since): the overlay is dropped.
+        """
+        if self._overlay is not None and self._index.files_current():
+            self._overlay = None
+        return self._overlay
+
     def _load(self, key: object, key_bytes: bytes | None) -> Any:
         if key_bytes is None:
             raise KeyError(key)
-        overlay = self._overlay
+        overlay = self._current_overlay()
         if overlay is not None and key_bytes in overlay:
             entry = overlay[key_bytes]
             if entry.kind == DELETE:
@@ -383,7 +393,7 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         key_bytes = self._read_key(key)
         if key_bytes is None:
             return False
-        overlay = self._overlay
+        overlay = self._current_overlay()
         if overlay is not None and key_bytes in overlay:
             return overlay[key_bytes].kind == SET
         try:
