@@ -59,11 +59,6 @@ class Commands:
         self._subparsers = subparsers
         self._names: set[str] = set()
 
-    @property
-    def names(self) -> list[str]:
-        """The subcommands declared so far, in order."""
-        return sorted(self._names)
-
     def add(
         self,
         name: str,
