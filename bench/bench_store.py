@@ -171,14 +171,14 @@ def workloads(quick: bool) -> list[Workload]:
     return [small, large, *_object_store_workloads(quick)]
 
 
-def _object_openers() -> list[tuple[str, Callable[[Path], ObjectStore], str]]:
+def _object_openers() -> list[tuple[str, Callable[[Path], ObjectStore]]]:
     from bench_objectstore import s3, s3_endpoint  # the loopback S3 server, started once
 
-    found: list[tuple[str, Callable[[Path], ObjectStore], str]] = [
-        ("file", lambda d: LocalObjectStore(d / "objects"), "local, durable"),
+    found: list[tuple[str, Callable[[Path], ObjectStore]]] = [
+        ("LocalObjectStore (durable)", lambda d: LocalObjectStore(d / "objects")),
     ]
     if s3_endpoint() is not None:
-        found.append(("S3 (SeaweedFS, loopback)", s3, "boto3, 1 request per call"))
+        found.append(("S3 (SeaweedFS, loopback)", s3))
     return found
 
 
@@ -200,9 +200,7 @@ def _object_store_workloads(quick: bool) -> list[Workload]:
     commit.add("file", _store(small_value), note="store.open(path): temp, fsync, rename")
     attempt.add("file", _store_transaction(small_value), note="lock, re-read, commit")
     race.add("file", _file_race, note=f"{WRITERS} threads, flock")
-    for name, opener, _ in _object_openers():
-        if name == "file":
-            continue
+    for name, opener in _object_openers():
         commit.add(name, _object_commit(opener), note="1 PUT")
         attempt.add(name, _object_transaction(opener), note="1 GET + 1 conditional PUT")
         race.add(
