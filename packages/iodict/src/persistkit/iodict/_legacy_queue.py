@@ -23,6 +23,7 @@ import stat
 import struct
 
 from persistkit.core import CorruptFileError, write_bytes
+from persistkit.iodict._json_records import read_json_object
 from persistkit.iodict._queue_names import LEGACY_MAP_NAME
 
 _HASHED = re.compile(r"[0-9a-f]{56}")
@@ -96,13 +97,10 @@ def read_legacy_map(directory: str) -> dict[int, str]:
         CorruptFileError: the record exists but cannot be read.
     """
     path = os.path.join(directory, LEGACY_MAP_NAME)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
+    document = read_json_object(path)
+    if document is None:
         return {}
     try:
-        document = json.loads(data)
         mapping = {int(number): str(name) for number, name in document["items"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise CorruptFileError(path, f"{type(error).__name__}: {error}") from error
