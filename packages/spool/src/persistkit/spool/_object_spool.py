@@ -194,18 +194,12 @@ class ObjectSpool(Spool):
         create: bool = True,
     ) -> None:
         del create  # there is nothing to create: objects need no folders
-        self._check_options(lease, max_tries, durability, watch)
+        self._take_options(lease, max_tries, durability, keep_done, clock, watch)
         if watch == "inotify":
             raise InvalidArgumentError("a spool in an object store cannot use inotify: poll")
         self._owned = not isinstance(path, ObjectStore)
         self.objects = open_object_store(path)
         self.path = self.objects.location.rstrip("/")
-        self.lease = float(lease)
-        self.max_tries = max_tries
-        self.durability = durability
-        self.keep_done = keep_done
-        self._clock = clock
-        self._lease_ms = math.ceil(self.lease * 1000)
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._pending: collections.deque[tuple[str, bool]] = collections.deque()
         self._recheck_ms: int | None = None

@@ -171,15 +171,9 @@ class Spool:
         watch: WatchKind = "auto",
         create: bool = True,
     ) -> None:
-        self._check_options(lease, max_tries, durability, watch)
+        self._take_options(lease, max_tries, durability, keep_done, clock, watch)
         self.path = os.fspath(path)  # type: ignore[arg-type] # an ObjectStore made an ObjectSpool
-        self.lease = float(lease)
-        self.max_tries = max_tries
-        self.durability: Durability = durability
-        self.keep_done = keep_done
-        self._clock = clock
         self._watch_kind: WatchKind = watch
-        self._lease_ms = math.ceil(self.lease * 1000)
         self._dirs = {area: os.path.join(self.path, area) for area in _AREAS}
         # "<spool>/<area>/", so the hot paths build a file's path with one concatenation.
         self._prefix = {area: os.path.join(directory, "") for area, directory in self._dirs.items()}
@@ -209,8 +203,16 @@ class Spool:
             return object.__new__(ObjectSpool)
         return object.__new__(cls)
 
-    @staticmethod
-    def _check_options(lease: float, max_tries: int, durability: Durability, watch: str) -> None:
+    def _take_options(  # noqa: PLR0917 - the options both kinds of spool share, checked once
+        self,
+        lease: float,
+        max_tries: int,
+        durability: Durability,
+        keep_done: bool,
+        clock: Callable[[], float],
+        watch: str,
+    ) -> None:
+        """Check the options a `Spool` and an `ObjectSpool` share, then keep them."""
         if not (isinstance(lease, int | float) and math.isfinite(lease) and lease >= 0):
             raise InvalidArgumentError(f"lease must be a number of seconds >= 0, not {lease!r}")
         if not isinstance(max_tries, int) or max_tries < 1:
@@ -218,6 +220,12 @@ class Spool:
         check_durability(durability)
         if watch not in ("auto", "inotify", "poll"):
             raise InvalidArgumentError(f"watch must be 'auto', 'inotify' or 'poll', not {watch!r}")
+        self.lease = float(lease)
+        self.max_tries = max_tries
+        self.durability: Durability = durability
+        self.keep_done = keep_done
+        self._clock = clock
+        self._lease_ms = math.ceil(self.lease * 1000)
 
     # -- folders -----------------------------------------------------------------------
 
