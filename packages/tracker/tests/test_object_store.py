@@ -526,6 +526,7 @@ def test_a_checkpoint_that_failed_half_way_can_be_tried_again(tmp_path: Path) ->
     with pytest.raises(OutcomeUnknownError):
         state.checkpoint()  # type: ignore[attr-defined]  # the engine's own call
     assert store.failed
+    assert list(store.list("shards/")) == []  # the failed attempt removed what it wrote
     assert state.checkpoint()  # type: ignore[attr-defined]  # as above
     tracker.close()
     reopened = Tracker(LocalObjectStore(tmp_path / "objects"))

@@ -30,10 +30,10 @@ fold of the records read so far.
 **Checkpoints.** Every `CHECKPOINT_RECORDS`-th record's writer (and `close`) writes the
 shards that changed as new objects under a fresh name, then publishes them with one
 ``put_if_match`` of ``checkpoint`` (``upto`` = the last record they hold). Of racing
-checkpointers one wins; losers delete the objects they created. The winner deletes the
-shard objects only the old checkpoint named. An opener reads the checkpoint, its shards
-(again from a newer checkpoint if one replaced them meanwhile), then the records after
-``upto``.
+checkpointers one wins; losers (and an attempt the server failed before it published)
+delete the objects they created. The winner deletes the shard objects only the old
+checkpoint named. An opener reads the checkpoint, its shards (again from a newer checkpoint
+if one replaced them meanwhile), then the records after ``upto``.
 
 **Journal records are never deleted automatically.** Deleting ``journal/<n>`` would let a
 writer that stalled across a checkpoint create ``n`` again and believe its record durable,
@@ -633,22 +633,8 @@ class ObjectState(MemoryModel):
         # A fresh name per attempt: an attempt that failed half-way may have left objects
         # under its name, and creating them again would fail for ever.
         folder = f"{SHARDS}{generation:09d}-{self.writer}-{secrets.token_hex(4)}/"
-        keys = list(self.base)
         size = self.file_size
-        shard_keys: list[str] = []
-        digests: list[str] = []
-        created: list[str] = []
-        for index, start in enumerate(range(0, len(keys), size)):
-            text = encode_lines(keys[start : start + size], self.base).encode("utf-8")
-            digest = hashlib.md5(text, usedforsecurity=False).hexdigest()
-            if index < len(self.shard_digests) and self.shard_digests[index] == digest:
-                shard_keys.append(self.shard_keys[index])
-            else:
-                key = f"{folder}{index}"
-                self.store.put_if_absent(key, text)
-                created.append(key)
-                shard_keys.append(key)
-            digests.append(digest)
+        shard_keys, digests, created = self._write_shards(folder)
         document = {
             "format": _CHECKPOINT_FORMAT,
             "generation": generation,
@@ -681,6 +667,40 @@ class ObjectState(MemoryModel):
         for key in sorted(old):  # garbage: a reader that still wants them opens again
             self.store.delete(key)
         return True
+
+    def _write_shards(self, folder: str) -> tuple[list[str], list[str], list[str]]:
+        """Create the shard objects that changed under ``folder``, unpublished.
+
+        Returns:
+            The checkpoint's shard keys, their digests, and the keys created here.
+
+        Raises:
+            StoreUnavailableError: the server failed; the objects created are removed.
+        """
+        keys = list(self.base)
+        size = self.file_size
+        shard_keys: list[str] = []
+        digests: list[str] = []
+        created: list[str] = []
+        try:
+            for index, start in enumerate(range(0, len(keys), size)):
+                text = encode_lines(keys[start : start + size], self.base).encode("utf-8")
+                digest = hashlib.md5(text, usedforsecurity=False).hexdigest()
+                if index < len(self.shard_digests) and self.shard_digests[index] == digest:
+                    shard_keys.append(self.shard_keys[index])
+                else:
+                    key = f"{folder}{index}"
+                    created.append(key)  # first: a create with no clear answer may have landed
+                    self.store.put_if_absent(key, text)
+                    shard_keys.append(key)
+                digests.append(digest)
+        except StoreUnavailableError:
+            # Unpublished, so nobody names them; a delete that fails too leaves garbage only.
+            with contextlib.suppress(StoreUnavailableError):
+                for key in created:
+                    self.store.delete(key)
+            raise
+        return shard_keys, digests, created
 
     def _read_checkpoint_info(self) -> str | None:
         """Read the checkpoint's position (if newer than ours); return its writer's id."""
