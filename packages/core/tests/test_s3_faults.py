@@ -29,7 +29,7 @@ from persistkit.core import (
     open_object_store,
 )
 from persistkit.core.pytest_plugin import StartSeaweed
-from persistkit.core.testing import Fault, S3Endpoint, S3FaultProxy
+from persistkit.core.testing import Fault, S3Endpoint, S3FaultProxy, run_until_killed
 
 
 @pytest.fixture
@@ -290,19 +290,10 @@ def test_the_server_killed_mid_run_loses_nothing_acknowledged(seaweedfs: StartSe
     server = seaweedfs()
     endpoint = server.endpoint
     bucket = endpoint.create_bucket()
-    writer = endpoint.spawn_python(WRITER, bucket)
-    assert writer.stdout is not None
-    acknowledged = []
-    for line in writer.stdout:
-        acknowledged.append(int(line.split()[1]))
-        if len(acknowledged) == 40:
-            server.kill()  # SIGKILL, while the writer is sending its next object
-            break
-    rest = writer.stdout.read().split("\n")
-    writer.wait(timeout=120)
-    acknowledged += [int(line.split()[1]) for line in rest if line.startswith("ack")]
-    assert any(line.startswith("error ") for line in rest), rest  # a typed error, not a crash
-    assert writer.returncode == 0
+    # SIGKILL of the server while the writer is sending its next object
+    run = run_until_killed(endpoint.spawn_python(WRITER, bucket), server.kill, after=40)
+    assert run.returncode == 0
+    acknowledged = [int(words[0]) for words in run.acks]
 
     server.start()
     store = endpoint.store(bucket, "crash")

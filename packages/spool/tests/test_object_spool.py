@@ -21,7 +21,7 @@ import pytest
 from persistkit.core import LocalObjectStore, ObjectStore, OutcomeUnknownError
 from persistkit.core.errors import InvalidArgumentError
 from persistkit.core.pytest_plugin import StartSeaweed
-from persistkit.core.testing import Fault, S3Endpoint, S3FaultProxy
+from persistkit.core.testing import Fault, S3Endpoint, S3FaultProxy, run_until_killed
 from persistkit.spool import LeaseLostError, Message, Spool
 from persistkit.spool._object_spool import Claim, ObjectSpool
 
@@ -350,21 +350,11 @@ def test_the_server_killed_mid_delivery_loses_nothing_acknowledged_and_brings_no
         message = consumer.claim()
         assert message is not None
         consumer.done(message)
-    producer = endpoint.spawn_python(PRODUCER, bucket)
-    assert producer.stdout is not None
-    lines = []
-    for line in producer.stdout:
-        lines.append(line)
-        if len(lines) == 20:
-            server.kill()  # SIGKILL, while the producer delivers the next message
-            break
-    lines.extend(producer.stdout.read().splitlines())
-    assert producer.wait(timeout=120) == 0
-    assert lines[-1].startswith("error "), lines[-3:]  # a typed error, not a crash
-    acknowledged = {
-        unique: f"job {i}".encode()
-        for _, unique, i in (line.split() for line in lines if line.startswith("ack"))
-    }
+    # SIGKILL of the server while the producer delivers the next message
+    run = run_until_killed(endpoint.spawn_python(PRODUCER, bucket), server.kill, after=20)
+    assert run.returncode == 0
+    assert run.lines[-1].startswith("error "), run.lines[-3:]  # its last word
+    acknowledged = {unique: f"job {i}".encode() for unique, i in run.acks}
 
     server.start()
     with endpoint.store(bucket, "jobs") as objects:

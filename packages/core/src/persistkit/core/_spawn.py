@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def spawn_python(
@@ -34,3 +36,47 @@ def spawn_python(
         text=True,
         env=env,
     )
+
+
+@dataclass(frozen=True)
+class KilledRun:
+    """What a program printed around a kill `run_until_killed` made.
+
+    Attributes:
+        acks: the words of every ``ack ...`` line, in the order printed (before and after
+            the kill).
+        lines: every line it printed after the kill.
+        returncode: its exit status.
+    """
+
+    acks: list[list[str]]
+    lines: list[str]
+    returncode: int
+
+
+def run_until_killed(
+    proc: subprocess.Popen[str], kill: Callable[[], None], *, after: int, timeout: float = 120
+) -> KilledRun:
+    """Call ``kill`` after ``proc`` acknowledged ``after`` operations, then collect the rest.
+
+    ``proc`` (started with `spawn_python`) prints ``ack ...`` once per operation it saw
+    acknowledged, and ``error <type>`` when the failure ``kill`` causes (a server or a disk
+    going away) reaches it as a typed error. No sleep: the kill happens at the line.
+
+    Raises:
+        AssertionError: the program ended without an ``error`` line (it crashed, or never
+            saw the failure).
+    """
+    assert proc.stdout is not None
+    acks: list[list[str]] = []
+    for line in proc.stdout:
+        if line.startswith("ack"):
+            acks.append(line.split()[1:])
+            if len(acks) == after:
+                kill()
+                break
+    lines = proc.stdout.read().splitlines()
+    returncode = proc.wait(timeout=timeout)
+    acks += [line.split()[1:] for line in lines if line.startswith("ack")]
+    assert any(line.startswith("error ") for line in lines), lines  # typed, not a crash
+    return KilledRun(acks, lines, returncode)

