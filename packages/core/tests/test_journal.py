@@ -22,7 +22,7 @@ from persistkit.core import (
     write_bytes,
 )
 from persistkit.core.pytest_plugin import MountTmpfs
-from persistkit.core.testing import inject_error, record_calls, snapshot_tree
+from persistkit.core.testing import inject_error, record_calls, snapshot_tree, spawn_python
 
 DATA_OFFSET = 4096
 HEAD = 40
@@ -167,6 +167,46 @@ def test_reading_from_a_recycled_position_says_so(tmp_path: Path) -> None:
         with pytest.raises(InvalidArgumentError, match="recycled"):
             other.records(seen)
         assert seen < other.start
+
+
+RECYCLER = """
+import sys
+from persistkit.core import Journal
+journal = Journal(sys.argv[1])
+print("ready", flush=True)
+number = 0
+while number < 60000:
+    for _ in range(3):
+        journal.append(b"%08d" % number * 16)
+        number += 1
+    journal.recycle(upto=journal.end)
+"""
+
+
+def test_reading_while_another_process_appends_and_recycles_never_mixes_epochs(
+    mounted_tmpfs: MountTmpfs,
+) -> None:
+    # Readers do not take the append lock: a recycle can start a new epoch, and overwrite
+    # the old records, while a read is under way. Such a read must be done again under
+    # the lock: it returns the old records whole, or says they were recycled.
+    path = mounted_tmpfs("8m") / "journal"  # fdatasync costs nothing: recycles come fast
+    Journal(path).close()
+    writer = spawn_python(RECYCLER, path)
+    assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+    reads = recycled = 0
+    with Journal(path) as reader:
+        while writer.poll() is None:
+            try:
+                found = payloads(reader, reader.start)
+            except InvalidArgumentError:
+                recycled += 1
+                continue
+            reads += 1
+            numbers = [int(data[:8]) for data in found]
+            assert all(data == data[:8] * 16 for data in found)
+            first = numbers[0] if numbers else 0
+            assert numbers == list(range(first, first + len(numbers)))
+    assert writer.wait() == 0 and reads and recycled
 
 
 def test_the_log_grows_in_steps_and_keeps_every_record(tmp_path: Path) -> None:

@@ -420,12 +420,38 @@ class _SharedLog:
             )
 
     def records(self, after: int | None) -> list[Record]:
+        found = self._records_unlocked(after)
+        if found is not None:
+            return found
         with self.locked():
             words = self.words
             start, end = words[W_START], words[W_END]
             after = _check_after(self.path, after, start, end)
             reader = LogReader(self.fd, self.path, self.header(), words[W_CAPACITY])
             return reader.records(after, end, words[W_HEADER_CRC] if after == start else None)
+
+    def _records_unlocked(self, after: int | None) -> list[Record] | None:
+        """Read the records without the append lock; None where the lock must decide.
+
+        Records below the end never change within an epoch, and only a recycle starts a new
+        one, so a read that begins and ends in one epoch, with the words not mid-update,
+        saw what a locked read would have (readers then never queue behind appenders).
+        """
+        words = self.words
+        epoch = words[W_EPOCH]
+        if words[W_DIRTY]:
+            return None
+        start, end = words[W_START], words[W_END]
+        header, capacity = self.header(), words[W_CAPACITY]
+        if words[W_DIRTY] or words[W_EPOCH] != epoch:
+            return None
+        try:
+            after = _check_after(self.path, after, start, end)
+            reader = LogReader(self.fd, self.path, header, capacity)
+            found = reader.records(after, end, header.crc if after == start else None)
+        except (CorruptJournalError, InvalidArgumentError):
+            return None  # a recycle may have raced the read: the locked read decides
+        return found if words[W_EPOCH] == epoch else None
 
     def recycle(self, upto: int) -> None:
         with self.locked():
