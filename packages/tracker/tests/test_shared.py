@@ -13,7 +13,7 @@ import pytest
 
 from persistkit.core import FileLock
 from persistkit.core.errors import LockTimeoutError
-from persistkit.tracker import POD, SharedPOD, SharedTracker
+from persistkit.tracker import POD, Progress, SharedPOD, SharedTracker, Tracker
 from persistkit.tracker.errors import ClosedStoreError
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -69,6 +69,37 @@ def test_changes_are_visible_to_other_processes_at_once(tmp_path):
     assert pod["a"] == {"n": 2}
     assert pod.pop("a") == {"n": 2}
     assert "a" not in other and len(other) == 0
+
+
+def test_a_one_key_call_sees_other_processes_changes_to_its_key_first(tmp_path):
+    # A call on one key leaves other processes' records of other keys to be applied after
+    # it, out of the lock; a record of its own key, or one adding or deleting keys, never.
+    path = tmp_path / "t"
+    one, other = SharedTracker(path), SharedTracker(path)
+    one.add_many(range(4))
+    assert other.progress() == Progress(total=4, done=0, tried=0, aborted=0)
+    other.increment_tries(0)
+    other.mark_done(1)
+    one.increment_tries(0)
+    assert one.tries(0) == 2
+    other.abort(2)
+    one.mark_done(3)
+    assert one.progress() == Progress(total=4, done=2, tried=1, aborted=1)
+    other.add("new")
+    one.mark_done("new")
+    other.add("later")
+    one.add("last")
+    del other[3]
+    with pytest.raises(KeyError):
+        one.mark_done(3)
+    expected = Progress(total=6, done=2, tried=1, aborted=1)
+    assert other.progress() == one.progress() == expected
+    assert list(one) == list(other) == [0, 1, 2, "new", "later", "last"]
+    one.close()
+    other.close()
+    reopened = Tracker(path, read_only=True)
+    assert reopened.progress() == expected and list(reopened) == [0, 1, 2, "new", "later", "last"]
+    assert reopened.tries(0) == 2 and reopened.aborted(2) and reopened.done("new")
 
 
 def test_locking_one_store_does_not_block_another(tmp_path):

@@ -251,6 +251,19 @@ def _parse_lines(body: str, path: str) -> list[Any]:
 
 def decode_key(column: str, path: str = "<key>") -> Key:
     """Return the key a key column holds (tuples for JSON arrays), or raise `IntegrityError`."""
+    # Nearly every key is a plain int or a string with nothing escaped; those are read
+    # without the JSON parser, since catching up with other processes does this per record.
+    if column.isdigit() and column.isascii() and (len(column) == 1 or column[0] != "0"):
+        return int(column)
+    if (
+        len(column) > 1
+        and column[0] == column[-1] == '"'
+        and column.isascii()
+        and column.isprintable()
+        and "\\" not in column
+        and '"' not in column[1:-1]
+    ):
+        return column[1:-1]
     if "\\" in column:
         column = _unescape_key(column)
     try:

@@ -36,7 +36,7 @@ from collections.abc import (
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from persistkit.core import Durability
-from persistkit.core.errors import InvalidArgumentError
+from persistkit.core.errors import InvalidArgumentError, LockTimeoutError
 from persistkit.tracker import _exit_hooks
 from persistkit.tracker._exit_hooks import GUARD
 from persistkit.tracker._lines import Key, normalize_key
@@ -48,7 +48,7 @@ from persistkit.tracker._pod import (
 )
 from persistkit.tracker._set_proxy import IN_PLACE, DeepProxy
 from persistkit.tracker._state import StoreState
-from persistkit.tracker.errors import ClosedStoreError
+from persistkit.tracker.errors import ClosedStoreError, InvalidKeyError
 
 # tastypy's names for the number of keys a shared object reads per lock while iterating.
 ITERITEMS_CHUNK_SIZE = 1000
@@ -64,12 +64,20 @@ _Result = TypeVar("_Result")
 
 def under_lock(
     method: Callable[Concatenate[_Inner, _Args], _Result],
+    *,
+    one_key: bool = False,
 ) -> Callable[Concatenate[SharedPersistentOrderedDict, _Args], _Result]:
     """Make ``method`` of the in-memory store a shared method: one atomic step.
 
     The shared method takes the store's lock, catches up with other processes, runs
     ``method`` on this process's in-memory store and commits what changed before letting go.
     Its signature is ``method``'s, for callers and for type checkers alike.
+
+    Args:
+        method: the in-memory store's method.
+        one_key: ``method`` reads or changes only the key given as its first argument, and
+            reads no counter, so other processes' changes to other keys may be applied
+            after it, outside the lock.
     """
 
     @functools.wraps(method)
@@ -78,7 +86,7 @@ def under_lock(
         # it nests cost as much as the rest of a small call.
         GUARD.depth += 1
         try:
-            self.lock()
+            self._lock_for(_only_key(args) if one_key else None)
             try:
                 inner: Any = self._pod
                 return method(inner, *args, **kw)
@@ -90,6 +98,13 @@ def under_lock(
 
     shared.__doc__ = f"`{method.__qualname__}`, as one atomic step across processes."
     return shared
+
+
+def _only_key(args: tuple[Any, ...]) -> Key | None:
+    try:
+        return normalize_key(args[0]) if args else None
+    except InvalidKeyError:
+        return None  # the method raises it
 
 
 def copy_json(value: Any) -> Any:
@@ -216,6 +231,8 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         state.share()
         self._lock = state.files.lock
         self._local = threading.local()
+        self._memory = threading.RLock()
+        self._memory_pid = os.getpid()
         self._hold = False
         self._undurable_keys = 0
         self._closed = False
@@ -255,20 +272,48 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
         On taking it, this process catches up with what others committed. Reentrant in a
         thread. Prefer `locked`, which always unlocks.
         """
+        self._lock_for(None)
+
+    def _lock_for(self, key: Key | None) -> None:
+        """`lock`, for an operation that touches ``key`` only (see `StoreState.refresh`)."""
         if self._closed:
             raise ClosedStoreError(f"the SharedPOD on {self.path!r} was closed")
         depth = self._depth()
-        self._lock.acquire()
+        memory = self._memory_lock()
+        memory.acquire()
+        try:
+            try:
+                self._lock.acquire(timeout=0)
+            except LockTimeoutError:
+                # Another process holds it: apply what is shared so far while waiting.
+                GUARD.depth += 1
+                try:
+                    self._state.catch_up_early()
+                finally:
+                    GUARD.depth -= 1
+                self._lock.acquire()
+        except BaseException:
+            memory.release()
+            raise
         if depth == 0:
             GUARD.depth += 1
             try:
-                self._state.refresh()
+                self._state.refresh(key)
             except BaseException:
                 self._lock.release()
+                memory.release()
                 raise
             finally:
                 GUARD.depth -= 1
         self._local.depth = depth + 1
+
+    def _memory_lock(self) -> threading.RLock:
+        # This process's copy of the store is caught up before the store's file lock is
+        # taken, so the threads of one process need a lock of their own around it.
+        if self._memory_pid != os.getpid():
+            self._memory = threading.RLock()
+            self._memory_pid = os.getpid()
+        return self._memory
 
     def unlock(self) -> None:
         """Share what changed while locked (one journal record), and let other processes in.
@@ -294,6 +339,11 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
                 flush = False
         finally:
             self._lock.release()
+            try:
+                if depth == 1:
+                    self._state.apply_deferred()
+            finally:
+                self._memory.release()
         try:
             if flush and self._options["durability"] == "durable":
                 self._state.flush()
@@ -449,12 +499,12 @@ class SharedPersistentOrderedDict(MutableMapping[Any, Any]):
     # -- the mapping --------------------------------------------------------------------------
 
     def __getitem__(self, key: Any) -> Any:
-        with self._op() as pod:
-            return copy_json(pod._peek(normalize_key(key)))
+        return copy_json(self._read(normalize_key(key)))
 
-    __setitem__ = under_lock(PersistentOrderedDict.__setitem__)
+    _read = under_lock(PersistentOrderedDict._peek, one_key=True)
+    __setitem__ = under_lock(PersistentOrderedDict.__setitem__, one_key=True)
     __delitem__ = under_lock(PersistentOrderedDict.__delitem__)
-    __contains__ = under_lock(PersistentOrderedDict.__contains__)
+    __contains__ = under_lock(PersistentOrderedDict.__contains__, one_key=True)
     __len__ = under_lock(PersistentOrderedDict.__len__)
 
     def __iter__(self) -> Iterator[Any]:

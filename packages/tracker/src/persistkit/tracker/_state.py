@@ -49,8 +49,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from persistkit.core import Durability, Journal
-from persistkit.core.errors import SerializationError
+from persistkit.core import Durability, Journal, JournalRecord
+from persistkit.core.errors import InvalidArgumentError, SerializationError
 from persistkit.tracker._lines import (
     Key,
     decode_key,
@@ -81,6 +81,27 @@ _RECORD_FORMAT = "T1"
 _CHECKPOINT_PREFIX = b"T1\nK\t"
 _LINE_CACHE = 16
 _decode_value = json.JSONDecoder().decode
+_VALUE_CACHE = 256
+_value_cache: dict[str, dict[str, Any]] = {}
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _decode_record_value(column: str) -> Any:
+    """Decode a record's value column; a flat object of scalars (any task) is cached.
+
+    Catching up with other processes decodes a value per record, and a tracker's records
+    spell a handful of task values over and over.
+    """
+    cached = _value_cache.get(column)
+    if cached is not None:
+        return cached.copy()
+    value = _decode_value(column)
+    if type(value) is dict and all(type(item) in _SCALARS for item in value.values()):
+        if len(_value_cache) >= _VALUE_CACHE:
+            _value_cache.clear()
+        _value_cache[column] = value.copy()
+    return value
+
 
 # One Journal object per journal file (and mode) in this process, shared by every store
 # object on it and closed when the last one closes. A Journal is never left for the garbage
@@ -173,6 +194,7 @@ class StoreState(MemoryModel):
         self.generation = 0
         self.manifest_signature: Signature | None = None
         self.seen = 0  # the journal position every record before which is applied
+        self.deferred: list[JournalRecord] = []  # read, not applied yet; see `refresh`
         # The end of this object's last record. Never reset: flushing up to a position that is
         # durable already costs one read of shared memory, and threads of a shared store may
         # append while another flushes.
@@ -230,6 +252,7 @@ class StoreState(MemoryModel):
             self.dirty.clear()
             self.counts = None
             self._line_cache.clear()
+            self.deferred.clear()
             self._open_journal(manifest)
 
     def _open_journal(self, manifest: Manifest | None) -> None:
@@ -253,12 +276,16 @@ class StoreState(MemoryModel):
             self.seen = after
             self._catch_up(journal)
 
-    def _catch_up(self, journal: Journal) -> None:
+    def _catch_up(self, journal: Journal, key: Key | None = None) -> None:
         """Apply the records after `seen`; the caller holds the store's lock.
 
         If another process checkpointed meanwhile (the journal was recycled past `seen`, or
         a checkpoint record of a newer generation follows it), the shards it changed are read
         again first and only the records after the manifest's position are applied.
+
+        With ``key``, an existing key that is all the coming operation touches, records that
+        only set other keys are kept in `deferred` instead, for `apply_deferred` to apply
+        once the store's lock is let go.
         """
         if journal.end == self.seen:
             return
@@ -268,7 +295,62 @@ class StoreState(MemoryModel):
         newer = any(self._newer_checkpoint(record.data) for record in records)
         if newer and self._reload_after_checkpoint(journal):
             records = journal.records(after=self.seen)
+        if key is not None and records and self._only_others(records, key):
+            self.deferred.extend(records)
+            self.seen = records[-1].end
+            return
         for record in records:
+            self._apply(record.data, record.lsn)
+            self.seen = record.end
+
+    def _only_others(self, records: list[JournalRecord], key: Key) -> bool:
+        """Whether ``records`` only set keys other than ``key``, which exists."""
+        if key not in self.values:
+            return False  # it may be among them, and adding it needs every record applied
+        # A set line is "S <tab> shard <tab> key <tab> value", and JSON holds no raw tab, so
+        # the key column between tabs is found only where a line sets it (or, harmlessly,
+        # where a shard number reads like it).
+        column = f"\t{encode_key(key)}\t".encode()
+        return not any(
+            column in record.data
+            or b"\nD\t" in record.data
+            or b"\nC" in record.data
+            or b"\nK" in record.data
+            for record in records
+        )
+
+    def apply_deferred(self) -> None:
+        """Apply the records `refresh` deferred, after the operation that deferred them.
+
+        They set only keys that operation did not touch, so applying them after it gives
+        what applying them first would have.
+        """
+        deferred, self.deferred = self.deferred, []
+        if self.stale:
+            return  # everything is read again at the next refresh
+        self.stale = True  # until every record is in
+        for record in deferred:
+            self._apply(record.data, record.lsn)
+        self.stale = False
+
+    def catch_up_early(self) -> None:
+        """Apply what other processes shared before this one waits for the store's lock.
+
+        A record never changes once appended, so applying it needs no store lock. Done while
+        another process holds the lock, it leaves `refresh` (which every other process waits
+        for) only the records appended meanwhile. A checkpoint, whether a recycled journal or
+        its record, is left to `refresh`.
+        """
+        journal = self.journal
+        if self.stale or journal is None or not journal.start <= self.seen < journal.end:
+            return
+        try:
+            records = journal.records(after=self.seen)
+        except InvalidArgumentError:
+            return  # recycled meanwhile: `refresh` reads the checkpoint
+        for record in records:
+            if record.data.startswith(_CHECKPOINT_PREFIX):
+                return
             self._apply(record.data, record.lsn)
             self.seen = record.end
 
@@ -335,7 +417,7 @@ class StoreState(MemoryModel):
         index_text, _, line = rest.partition("\t")
         key_column, _, value_column = line.partition("\t")
         key = decode_key(key_column, self.journal_path)
-        value = _decode_value(value_column)
+        value = _decode_record_value(value_column)
         counts = self.counts
         if key in self.values:
             if counts is not None:
@@ -360,11 +442,16 @@ class StoreState(MemoryModel):
             return None
         return (info.st_ino, info.st_size, info.st_mtime_ns)
 
-    def refresh(self) -> None:
+    def refresh(self, key: Key | None = None) -> None:
         """Catch up with what other processes did; the store lock is held, nothing pending.
 
         With a journal this costs one read of shared memory when nothing happened; without
         one (a store on read-only media that never had one) one ``stat`` of the manifest.
+
+        Args:
+            key: the one key the coming operation reads or changes, if it touches one only:
+                records of other keys may then wait in `deferred` until `apply_deferred`,
+                out of the time other processes wait for the lock.
         """
         if self.stale:
             self.stale = False
@@ -372,7 +459,7 @@ class StoreState(MemoryModel):
             return
         journal = self._journal_if_any()
         if journal is not None:
-            self._catch_up(journal)
+            self._catch_up(journal, key)
             return
         signature = self._manifest_signature()
         if signature != self.manifest_signature:
@@ -739,6 +826,7 @@ class StoreState(MemoryModel):
         files = self.files
         if files.read_only:
             return self.sync()
+        self.apply_deferred()
         with files.lock:
             journal = self.journal
             if journal is None and os.path.exists(self.journal_path):
