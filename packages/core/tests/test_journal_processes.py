@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import select
+import subprocess
 import textwrap
 from collections import Counter
 from pathlib import Path
@@ -103,14 +105,25 @@ def test_processes_killed_while_committing_lose_no_acknowledged_record(tmp_path:
     assert records(path)[-1] == b"after the kills"
 
 
-def _blocked_on_flock(pids: set[int]) -> set[int]:
-    waiting = set()
+def _blocked_on(path: Path) -> int:
+    """How many lock requests the kernel lists as waiting on ``path`` (/proc/locks).
+
+    The journal's flush locks are open-file-description locks, listed without a pid.
+    """
+    info = os.stat(path)
+    name = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
     with open("/proc/locks", encoding="ascii") as locks:
-        for line in locks:
-            fields = line.split()
-            if len(fields) > 5 and fields[1] == "->" and fields[2] == "FLOCK":
-                waiting.add(int(fields[5]))
-    return waiting & pids
+        return sum(
+            1
+            for fields in (line.split() for line in locks)
+            if len(fields) > 6 and fields[1] == "->" and fields[6] == name
+        )
+
+
+def _printed(procs: list[subprocess.Popen[str]]) -> bool:
+    """Whether any of ``procs`` has written to its stdout (without reading it)."""
+    ready, _, _ = select.select([proc.stdout for proc in procs], [], [], 0)
+    return bool(ready)
 
 
 def test_followers_of_a_leader_killed_mid_flush_flush_themselves(tmp_path: Path) -> None:
@@ -124,13 +137,14 @@ def test_followers_of_a_leader_killed_mid_flush_flush_themselves(tmp_path: Path)
     leader = spawn_python(LEADER, str(path))
     assert leader.stdout is not None
     assert leader.stdout.readline().strip() == "holding the flush lock"
+    shm = Path(f"{path}-shm")
     for follower in followers:
         follower.stdin.write("flush\n")  # type: ignore[union-attr]
         follower.stdin.flush()  # type: ignore[union-attr]
-    # Wait until the kernel lists every follower as blocked on the leader's flush lock.
-    pids = {follower.pid for follower in followers}
-    while _blocked_on_flock(pids) != pids:
-        assert all(follower.poll() is None for follower in followers)
+    # Wait until the kernel lists every follower as blocked on a flush lock: one waits to
+    # lead the next flush, the others wait for that one.
+    while _blocked_on(shm) != len(followers):
+        assert not _printed(followers)
         os.sched_yield()
     kill_hard(leader)
     flushes = []
@@ -145,3 +159,61 @@ def test_followers_of_a_leader_killed_mid_flush_flush_themselves(tmp_path: Path)
     found = records(path)
     assert found[0] == b"before"
     assert sorted(found[1:]) == [b"follower 0", b"follower 1", b"follower 2", b"leader"]
+
+
+def test_a_claimed_flush_whose_leader_is_killed_is_taken_over_not_skipped(
+    tmp_path: Path,
+) -> None:
+    # A flush is claimed (its lock held) while the one before it still runs; writers that
+    # append meanwhile wait for the claimed one. Its leader is killed before it starts: the
+    # waiters must take it over, not hang and not return, since nothing has flushed their
+    # records; then the running leader is killed before its fdatasync too.
+    path = tmp_path / "journal"
+    shm = Path(f"{path}-shm")
+    with Journal(path) as journal:
+        journal.commit(b"before")
+    running = spawn_python(LEADER, str(path))
+    assert running.stdout is not None
+    assert running.stdout.readline().strip() == "holding the flush lock"
+    claimer = spawn_python(FOLLOWER, str(path), "claimer")
+    assert claimer.stdout is not None
+    claimer.stdout.readline()
+    claimer.stdin.write("flush\n")  # type: ignore[union-attr]
+    claimer.stdin.flush()  # type: ignore[union-attr]
+    while _blocked_on(shm) != 1:  # the claimer holds the next flush and waits to start it
+        assert claimer.poll() is None
+        os.sched_yield()
+    followers = [spawn_python(FOLLOWER, str(path), f"follower {n}") for n in range(3)]
+    ends = [int(follower.stdout.readline()) for follower in followers]  # type: ignore[union-attr]
+    for follower in followers:
+        follower.stdin.write("flush\n")  # type: ignore[union-attr]
+        follower.stdin.flush()  # type: ignore[union-attr]
+    while _blocked_on(shm) != 1 + len(followers):
+        assert not _printed(followers)
+        os.sched_yield()
+    kill_hard(claimer)
+    # One follower takes the claimed flush over and waits for the running one; the others
+    # wait for it. None of them returns: their records are not durable yet.
+    while _blocked_on(shm) != len(followers):
+        assert not _printed(followers)
+        assert all(follower.poll() is None for follower in followers)
+        os.sched_yield()
+    kill_hard(running)
+    flushes = []
+    for follower in followers:
+        out, _ = follower.communicate(timeout=60)  # a hang fails here
+        assert follower.returncode == 0
+        flushes.append(int(out))
+    assert sum(flushes) == 1  # the follower that took over flushed, once, for everybody
+    with Journal(path) as journal:
+        assert all(end <= journal.end for end in ends)
+        assert journal.stats().flushes >= 1
+    found = records(path)
+    assert found[0] == b"before"
+    assert sorted(found[1:]) == [
+        b"claimer",
+        b"follower 0",
+        b"follower 1",
+        b"follower 2",
+        b"leader",
+    ]

@@ -9,12 +9,18 @@ The protocol, across threads and processes:
 - **Append** (under the append lock: a per-process reentrant lock plus ``flock`` on the log):
   write the record at the end with ``pwrite`` into space already written with zeros, then
   publish the new end in the coordination file. Nothing is flushed.
-- **Flush** (under the flush lock: a per-process lock plus ``flock`` on the coordination
-  file): whoever holds it first checks the shared flushed position; if its record is already
-  covered it returns (a follower), otherwise it reads the current end, calls ``fdatasync``
-  once and publishes that end as flushed (the leader). Everybody who appended meanwhile is
-  covered by that one flush. A leader that dies mid-flush releases its ``flock`` with its
-  life; the next waiter finds the position unflushed and flushes itself.
+- **Flush** (one thread per process takes part; the others wait for it in the process): a
+  flush is a numbered *generation* whose leader holds that generation's lock (see
+  `_journal_locks`) from the moment it claims it until its ``fdatasync`` is over. A writer
+  whose record is not flushed yet waits, with a shared lock, for the latest claimed
+  generation if that one has not yet read the end of the log (it will cover the record);
+  otherwise it claims the next generation itself, waits for the running one to end, reads
+  the end, calls ``fdatasync`` once and publishes that end as flushed. Everybody who appended
+  meanwhile is covered by that one flush, and wakes when its generation's lock is let go:
+  the next leader takes another generation's lock, so it never holds back the waiters of
+  the one before. A leader that dies releases its lock with its life; whoever waited finds
+  the position unflushed and claims or takes over the generation. Whether a record is
+  durable is decided by the flushed position alone, never by the generation counters.
 - **Recover** (when the coordination file may be stale): scan the log from the epoch's start
   along the checksum chain; drop a torn tail; raise `CorruptJournalError` where damage hits
   data a later record proves was durable; ``fdatasync`` what was found; publish it.
@@ -38,7 +44,9 @@ from persistkit.core._journal_coordination import (
     NO_RECORD,
     SIZE,
     W_CAPACITY,
+    W_CLAIMED,
     W_DIRTY,
+    W_DONE,
     W_END,
     W_EPOCH,
     W_FLUSHED,
@@ -51,6 +59,7 @@ from persistkit.core._journal_coordination import (
     W_SALT,
     W_SLOT,
     W_START,
+    W_STARTED,
     Coordination,
     device_and_inode,
 )
@@ -67,6 +76,7 @@ from persistkit.core._journal_format import (
     read_header,
     record_size,
 )
+from persistkit.core._journal_locks import GenerationLocks
 from persistkit.core._writer import write_bytes
 from persistkit.core.errors import (
     CorruptJournalError,
@@ -164,6 +174,7 @@ class _SharedLog:
                     _fs.pwrite_all(self.shm_fd, _ZEROS[: SIZE - have], have, self.shm_path)
                 self.coordination = coordination = Coordination(self.shm_fd)
                 self.words = coordination.words
+                self._generations = GenerationLocks(self.shm_fd)
                 if not self._fresh():
                     self._rebuild()
             finally:
@@ -207,22 +218,67 @@ class _SharedLog:
 
     @contextlib.contextmanager
     def _flush_locked(self) -> Iterator[None]:
-        """Hold the flush lock exclusively: no flush runs in any process meanwhile."""
+        """Lead a flush generation: no other flush runs in any process meanwhile."""
         turn = self._flush_turn
         with turn:
             while self._flushing:
                 turn.wait()
             self._flushing = True
         try:
-            fcntl.flock(self.shm_fd, fcntl.LOCK_EX)
+            generation = self._claim(None)
+            assert generation is not None  # None only once a given position is flushed
             try:
+                self._wait_for_previous(generation)
+                self.words[W_STARTED] = generation
                 yield
+                self.words[W_DONE] = generation
             finally:
-                fcntl.flock(self.shm_fd, fcntl.LOCK_UN)
+                self._generations.release(generation)
         finally:
             with turn:
                 self._flushing = False
                 turn.notify_all()
+
+    def _claim(self, upto: int | None) -> int | None:
+        """Claim a new flush generation and hold its lock; None once ``upto`` is flushed.
+
+        The latest claimed generation, if it has not read the end of the log yet, will cover
+        every record appended so far: wait for it. Otherwise claim the next one (one claimer
+        wins; the others wait for it). A claimer that let go without starting (it died, or
+        failed) leaves its generation to whoever finds it so. Every wait ends with a look at
+        the flushed position, the only thing durability is decided by.
+        """
+        words = self.words
+        locks = self._generations
+        while upto is None or words[W_FLUSHED] < upto:
+            claimed = words[W_CLAIMED]
+            if words[W_STARTED] < claimed:
+                locks.wait(claimed)
+                if (
+                    words[W_CLAIMED] == claimed
+                    and words[W_STARTED] < claimed
+                    and (upto is None or words[W_FLUSHED] < upto)
+                    and locks.try_hold(claimed)
+                ):
+                    if words[W_CLAIMED] == claimed and words[W_STARTED] < claimed:
+                        return claimed
+                    locks.release(claimed)
+                continue
+            following = claimed + 1
+            if locks.try_hold(following):
+                if words[W_CLAIMED] == claimed:
+                    words[W_CLAIMED] = following
+                    return following
+                locks.release(following)
+            else:
+                locks.wait(following)
+        return None
+
+    def _wait_for_previous(self, generation: int) -> None:
+        # One fdatasync at a time: the next one starts when this one ends, and covers
+        # everything appended meanwhile.
+        if self.words[W_DONE] < generation - 1:
+            self._generations.wait(generation - 1)
 
     # -- coordination ------------------------------------------------------------------------
 
@@ -269,6 +325,10 @@ class _SharedLog:
         return True
 
     def _rebuild(self) -> None:
+        words = self.words
+        if not self.coordination.stamped_for(*self.identity):
+            # Left by another boot or another log: its generations mean nothing here.
+            words[W_CLAIMED] = words[W_STARTED] = words[W_DONE] = 0
         with self._flush_locked():
             words = self.words
             words[W_DIRTY] = 1
@@ -383,33 +443,26 @@ class _SharedLog:
                 turn.notify_all()
 
     def _flush_across_processes(self, upto: int) -> None:
+        generation = self._claim(upto)
+        if generation is None:
+            return
         words = self.words
         try:
-            fcntl.flock(self.shm_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            # Wait for the running leader with a shared lock: when it finishes, every waiter
-            # wakes at once and those it covered return, rather than one at a time, each
-            # behind the fdatasync of whoever was woken first.
-            fcntl.flock(self.shm_fd, fcntl.LOCK_SH)
-            covered = words[W_FLUSHED] >= upto
-            fcntl.flock(self.shm_fd, fcntl.LOCK_UN)
-            if covered:
-                return
-            fcntl.flock(self.shm_fd, fcntl.LOCK_EX)
-        try:
-            if words[W_FLUSHED] >= upto:
-                return
+            self._wait_for_previous(generation)
             self._check_not_poisoned()
+            words[W_STARTED] = generation
             target = words[W_END]
-            try:
-                _fs.fdatasync(self.fd, self.path)
-            except OSError as error:
-                words[W_POISONED] = 1
-                raise _sync_error(error, self.path) from error
-            words[W_FLUSHED] = max(words[W_FLUSHED], target)
-            words[W_FLUSHES] += 1
+            if words[W_FLUSHED] < target:
+                try:
+                    _fs.fdatasync(self.fd, self.path)
+                except OSError as error:
+                    words[W_POISONED] = 1
+                    raise _sync_error(error, self.path) from error
+                words[W_FLUSHED] = max(words[W_FLUSHED], target)
+                words[W_FLUSHES] += 1
+            words[W_DONE] = generation
         finally:
-            fcntl.flock(self.shm_fd, fcntl.LOCK_UN)
+            self._generations.release(generation)
 
     def _check_not_poisoned(self) -> None:
         if self.words[W_POISONED]:

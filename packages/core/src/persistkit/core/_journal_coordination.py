@@ -43,7 +43,11 @@ W_CAPACITY = 16  # size of the log file, all of it written (zeros past the recor
 W_RECORDS = 17  # records appended since the rebuild
 W_FLUSHES = 18  # fdatasyncs done since the rebuild
 W_HEADER_CRC = 19
-WORDS = 20
+# Flush generations (see _journal_locks): hints for waiting well, never for durability.
+W_CLAIMED = 20  # the latest generation claimed by a leader (who holds its lock)
+W_STARTED = 21  # the latest generation whose leader has read the end it will flush to
+W_DONE = 22  # the latest generation whose leader has published what it flushed
+WORDS = 23
 
 NO_RECORD = (1 << 64) - 1
 
@@ -77,8 +81,8 @@ class Coordination:
         words[W_INODE] = inode
         words[W_MAGIC] = MAGIC
 
-    def describes(self, device: int, inode: int) -> bool:
-        """Whether the words were stamped for this log in this boot and are not mid-update."""
+    def stamped_for(self, device: int, inode: int) -> bool:
+        """Whether the words were stamped for this log in this boot (maybe mid-update)."""
         words = self.words
         return (
             words[W_MAGIC] == MAGIC
@@ -86,8 +90,11 @@ class Coordination:
             and (words[W_BOOT_A], words[W_BOOT_B]) == BOOT_ID
             and words[W_DEVICE] == device
             and words[W_INODE] == inode
-            and words[W_DIRTY] == 0
         )
+
+    def describes(self, device: int, inode: int) -> bool:
+        """Whether the words were stamped for this log in this boot and are not mid-update."""
+        return self.stamped_for(device, inode) and self.words[W_DIRTY] == 0
 
     def close(self) -> None:
         """Unmap the file."""
