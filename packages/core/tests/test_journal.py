@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import errno
 import os
 import pickle
@@ -219,6 +220,19 @@ def test_the_log_grows_in_steps_and_keeps_every_record(tmp_path: Path) -> None:
     assert path.stat().st_size % 4096 == 0
     with reopen(path) as journal:
         assert payloads(journal) == [b"%05d" % i * 20 for i in range(300)]
+
+
+def test_a_memoryview_of_wider_items_is_stored_as_its_bytes(tmp_path: Path) -> None:
+    numbers = array.array("i", range(5))
+    with Journal(tmp_path / "journal") as journal:
+        journal.append(memoryview(numbers))
+        journal.commit(memoryview(numbers)[::2])
+        journal.append(b"after")
+        assert payloads(journal) == [
+            numbers.tobytes(),
+            array.array("i", [0, 2, 4]).tobytes(),
+            b"after",
+        ]
 
 
 def test_a_large_record_comes_back_whole(tmp_path: Path) -> None:

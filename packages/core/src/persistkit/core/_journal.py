@@ -554,6 +554,17 @@ class _SharedLog:
                 os.close(fd)
 
 
+def _payload(data: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+    """Return ``data`` as bytes its ``len`` counts, or raise if too long for a record."""
+    if isinstance(data, memoryview) and (
+        data.itemsize != 1 or data.ndim != 1 or not data.c_contiguous
+    ):
+        data = data.tobytes()  # len() of a memoryview counts items, not bytes
+    if len(data) > MAX_RECORD:
+        raise InvalidArgumentError(f"a journal record holds at most {MAX_RECORD} bytes")
+    return data
+
+
 def _check_after(path: str, after: int | None, start: int, end: int) -> int:
     if after is None:
         return start
@@ -772,9 +783,7 @@ class Journal:
             OSError: ``ENOSPC`` when the log must grow and the disk is full; nothing already
                 appended is affected, and appending works again once there is room.
         """
-        if len(data) > MAX_RECORD:
-            raise InvalidArgumentError(f"a journal record holds at most {MAX_RECORD} bytes")
-        return self._log().append(data)
+        return self._log().append(_payload(data))
 
     def flush(self, upto: int | None = None) -> None:
         """Make every record before ``upto`` durable (group commit).
@@ -805,10 +814,9 @@ class Journal:
             The position just after the record.
         """
         flush = check_durability(durability)
-        if len(data) > MAX_RECORD:
-            raise InvalidArgumentError(f"a journal record holds at most {MAX_RECORD} bytes")
+        payload = _payload(data)
         log = self._log()
-        end = log.append(data)
+        end = log.append(payload)
         if flush:
             log.flush(end)
         return end
