@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -179,3 +181,19 @@ def test_for_path_gives_one_object_per_file_and_options(tmp_path: Path) -> None:
     assert FileLock.for_path(tmp_path / "a.lock", shared=True) is not first
     with first, FileLock.for_path(tmp_path / "a.lock"):
         assert first.is_locked  # reentrant: the same object, not a second file description
+
+
+def test_a_lock_whose_descriptor_will_not_close_is_dropped_without_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A FUSE mount unmounted under an open lock file makes close() fail with ENOTCONN; the
+    # descriptor closed behind the object's back (EBADF) stands in for that here.
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    lock = FileLock(tmp_path / "lock")
+    with lock:
+        pass
+    os.close(lock._fd)
+    del lock
+    gc.collect()
+    assert unraisable == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -201,7 +202,11 @@ class FileLock:
     def __del__(self) -> None:
         fd = getattr(self, "_fd", -1)
         if fd >= 0 and getattr(self, "_pid", None) == os.getpid():
-            os.close(fd)  # also drops a lock still held by an abandoned object
+            # Also drops a lock still held by an abandoned object. The descriptor is gone
+            # regardless of what close says (a FUSE mount already unmounted gives ENOTCONN),
+            # and a finalizer has nobody to tell.
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def __enter__(self) -> FileLock:
         return self.acquire()
