@@ -136,6 +136,33 @@ def test_a_queue_shows_depth_head_tail_leases_and_dead_letters_and_changes_nothi
     held.ack()
 
 
+class Reversed:
+    """A format of the user's own: the command cannot import it, and needs no decoding."""
+
+    @staticmethod
+    def dumps(value: bytes) -> bytes:
+        return value[::-1]
+
+    @staticmethod
+    def loads(data: bytes) -> bytes:
+        return data[::-1]
+
+
+def test_a_queue_in_a_format_of_the_users_own_is_shown_without_it(
+    tmp_path: Path, persistkit_command: Run
+) -> None:
+    path = tmp_path / "queue"
+    queue: DurableQueue[bytes] = DurableQueue(path, format=Reversed)
+    queue.put_many([b"a", b"b"])
+    queue.close()
+    before = snapshot_tree(path)
+    result = persistkit_command("iodict", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["waiting"] == 2 and document["format"] == "Reversed"
+    assert snapshot_tree(path) == before
+
+
 def test_a_queue_with_dead_letters_is_a_problem(tmp_path: Path, persistkit_command: Run) -> None:
     path = tmp_path / "queue"
     queue: DurableQueue[object] = DurableQueue(path, format="json", max_tries=1)

@@ -20,7 +20,8 @@ import os
 import warnings
 from typing import Any
 
-from persistkit.core import cli
+from persistkit.core import Codec, cli
+from persistkit.core.errors import SerializationError, UnsupportedOperationError
 from persistkit.iodict._iodict import IODict, Summary
 from persistkit.iodict._keys import Key
 from persistkit.iodict._meta import META_NAME as IODICT_META_NAME
@@ -28,6 +29,7 @@ from persistkit.iodict._meta import read_meta
 from persistkit.iodict._object_iodict import ObjectIODict
 from persistkit.iodict._object_layout import META
 from persistkit.iodict._queue import DurableQueue
+from persistkit.iodict._queue_meta import read_queue_format
 from persistkit.iodict._queue_names import PREFIX as QUEUE_PREFIX
 from persistkit.iodict.errors import KeylessItemsWarning
 
@@ -97,6 +99,18 @@ def _is_queue(path: str) -> bool:
     return any(name.startswith(QUEUE_PREFIX) for name in os.listdir(path))
 
 
+class _Undecoded:
+    """Stands in for a queue's format: inspecting a queue reads no value."""
+
+    @staticmethod
+    def dumps(value: object) -> bytes:
+        raise SerializationError("persistkit iodict writes no values")
+
+    @staticmethod
+    def loads(data: bytes) -> object:
+        raise UnsupportedOperationError("persistkit iodict reads no values")
+
+
 def _show_queue(args: argparse.Namespace, out: cli.Output) -> None:
     if args.keys or args.check:
         raise cli.CommandError(
@@ -104,7 +118,11 @@ def _show_queue(args: argparse.Namespace, out: cli.Output) -> None:
             path=args.path,
             kind="wrong_kind",
         )
-    queue: DurableQueue[Any] = DurableQueue(args.path)
+    stored = read_queue_format(args.path)
+    # The summary counts items and never decodes one, so a format of the user's own (which
+    # this command cannot import) or bson without its extra is no obstacle.
+    format = None if stored is None else Codec(_Undecoded, name=stored, is_binary=True)
+    queue: DurableQueue[Any] = DurableQueue(args.path, format=format)
     try:
         summary = queue._summary()
     finally:
