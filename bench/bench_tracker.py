@@ -22,10 +22,12 @@ Workloads (the same small JSON value, ``{"n": i, "s": "value"}``, under ``key<i>
   tracker exists for); against sqlite3 doing the same in WAL with synchronous=NORMAL (also
   crash-safe and not flushed per commit).
 
-The four-worker workload can also measure an earlier persistkit-tracker in the same run:
-point ``PERSISTKIT_BENCH_OLD_TRACKER`` at its ``src`` folder (e.g. the tracker before the
-journal: ``git archive acdbdfb packages/tracker/src | tar -x -C /tmp/old``, then
-``/tmp/old/packages/tracker/src``). Its processes import it first; core is the current one.
+The four-worker and the 8-process workloads can also measure an earlier persistkit-tracker in
+the same run: point ``PERSISTKIT_BENCH_OLD_TRACKER`` at its ``src`` folder (e.g. the tracker
+before the journal: ``git archive acdbdfb packages/tracker/src | tar -x -C /tmp/old``, then
+``/tmp/old/packages/tracker/src``). Its processes import it first; core is the current one,
+unless the variable also names the earlier core's ``src`` (``os.pathsep``-separated, it is
+their ``PYTHONPATH``).
 
 tastypy runs only on Python 2: its cases drive one long-lived ``python2.7`` process over a
 pipe (started outside the timed region; each timed run is one command and its reply). If
@@ -479,6 +481,9 @@ def workloads(quick: bool) -> list[Workload]:
     many.add(many_name, run, setup=setup, note="WAL, FULL")
     setup, run = _workers("tracker-done", PROCESSES)
     many.add(f"persistkit SharedTracker, {PROCESSES} processes", run, setup=setup)
+    if OLD_TRACKER:
+        setup, run = _workers("tracker-done", PROCESSES, old=True)
+        many.add("the earlier SharedTracker", run, setup=setup, note=OLD_TRACKER)
     many.add("floor, one process: 100 B overwrite + fdatasync", floor)
 
     tasks_name = f"sqlite3, {WORKERS} processes"
@@ -594,9 +599,16 @@ def extra_report(quick: bool) -> str:
         shutil.rmtree(root, ignore_errors=True)
     if Tastypy.missing:
         lines.append(f"- tastypy cases left out: {Tastypy.missing}")
-    if _commits_per_flush:
-        lines += ["", "Group commit in the multi-process cases (journal records / fdatasyncs):", ""]
-        lines += ["| case | commits per flush |", "|---|--:|"]
-        for case, ratios in _commits_per_flush.items():
-            lines.append(f"| {case} | {statistics.median(ratios):.2f} |")
+    return "\n".join(lines) + "\n" + brief_report(quick)
+
+
+def brief_report(quick: bool) -> str:
+    """The commits per flush group commit achieved in the multi-process workloads."""
+    del quick
+    if not _commits_per_flush:
+        return ""
+    lines = ["", "Group commit in the multi-process cases (journal records / fdatasyncs):", ""]
+    lines += ["| case | commits per flush |", "|---|--:|"]
+    for case, ratios in _commits_per_flush.items():
+        lines.append(f"| {case} | {statistics.median(ratios):.2f} |")
     return "\n".join(lines) + "\n"

@@ -1,9 +1,11 @@
-"""Run the benchmarks: ``python bench/run.py [--quick] [--repeats N] [module ...]``.
+"""Run the benchmarks: ``python bench/run.py [--quick] [--repeats N] [--only TEXT] [module ...]``.
 
 Each ``bench/bench_<name>.py`` module defines ``workloads(quick: bool) -> list[Workload]``.
 Every workload's cases are measured interleaved and printed as a markdown table; the whole
 report is also written to ``bench/results/latest.md``, and the measurements to
-``bench/results/latest.json`` (which ``bench/plots.py`` draws).
+``bench/results/latest.json`` (which ``bench/plots.py`` draws). ``--only TEXT`` keeps the
+tables whose title holds TEXT, e.g. ``--only "8 processes"``, and leaves out the costly extra
+reports (a module's ``brief_report`` of what was measured, such as commits per flush, stays).
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ def main() -> int:
     parser.add_argument("modules", nargs="*", help="core, journal, store, iodict, tracker, spool")
     parser.add_argument("--quick", action="store_true", help="fewer operations, for a smoke run")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="measure only the tables whose title holds TEXT (repeatable; skips costly extras)",
+    )
     args = parser.parse_args()
     every = sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
     names = args.modules or every
@@ -45,7 +53,7 @@ def main() -> int:
         "machine": platform.machine(),
         "repeats": args.repeats,
         "quick": args.quick,
-        "complete": not args.quick and sorted(names) == every,
+        "complete": not args.quick and not args.only and sorted(names) == every,
     }
     workloads = []
     scratch = Scratch()
@@ -53,12 +61,16 @@ def main() -> int:
         for name in names:
             module = importlib.import_module(f"bench_{name}")
             for workload in module.workloads(args.quick):
+                if args.only and not any(text in workload.title for text in args.only):
+                    continue
                 measure(workload, scratch, args.repeats)
                 rendered = table(workload)
                 print(rendered, flush=True)
                 report.append(rendered)
                 workloads.append(record(workload, name))
-            extra = getattr(module, "extra_report", None)
+            # With --only, a module's cheap report of what was just measured (commits per
+            # flush) still runs; its costly extra measurements do not.
+            extra = getattr(module, "brief_report" if args.only else "extra_report", None)
             if extra is not None:
                 # A report that needs data on disk gets the run's scratch space, kept until
                 # the run ends (deleting many files slows the next creations on this disk).
