@@ -147,18 +147,23 @@ def test_followers_of_a_leader_killed_mid_flush_flush_themselves(tmp_path: Path)
         assert not _printed(followers)
         os.sched_yield()
     kill_hard(leader)
-    flushes = []
-    for follower in followers:
-        out, _ = follower.communicate(timeout=60)  # a hang fails here
-        assert follower.returncode == 0
-        flushes.append(int(out))
     # The leader died before its fdatasync: a follower had to flush, once for all of them.
-    assert sum(flushes) == 1
+    assert sum(_flushes_done(followers)) == 1
     with Journal(path) as journal:
         assert all(end <= journal.end for end in ends)
     found = records(path)
     assert found[0] == b"before"
     assert sorted(found[1:]) == [b"follower 0", b"follower 1", b"follower 2", b"leader"]
+
+
+def _flushes_done(followers: list[subprocess.Popen[str]]) -> list[int]:
+    """Wait for each follower to finish (a hang fails here) and return its fdatasync count."""
+    flushes = []
+    for follower in followers:
+        out, _ = follower.communicate(timeout=60)
+        assert follower.returncode == 0
+        flushes.append(int(out))
+    return flushes
 
 
 def test_a_claimed_flush_whose_leader_is_killed_is_taken_over_not_skipped(
@@ -199,12 +204,8 @@ def test_a_claimed_flush_whose_leader_is_killed_is_taken_over_not_skipped(
         assert all(follower.poll() is None for follower in followers)
         os.sched_yield()
     kill_hard(running)
-    flushes = []
-    for follower in followers:
-        out, _ = follower.communicate(timeout=60)  # a hang fails here
-        assert follower.returncode == 0
-        flushes.append(int(out))
-    assert sum(flushes) == 1  # the follower that took over flushed, once, for everybody
+    # The follower that took over flushed, once, for everybody.
+    assert sum(_flushes_done(followers)) == 1
     with Journal(path) as journal:
         assert all(end <= journal.end for end in ends)
         assert journal.stats().flushes >= 1
