@@ -102,6 +102,14 @@ def test_get_of_a_missing_object_is_a_typed_not_found(store: ObjectStore) -> Non
     assert caught.value.filename == "missing"
 
 
+def test_exists_tells_present_from_missing_and_deleted(store: ObjectStore) -> None:
+    assert not store.exists("k")
+    store.put("k", b"")
+    assert store.exists("k") and not store.exists("other")
+    store.delete("k")
+    assert not store.exists("k")
+
+
 def test_put_if_absent_creates_once_and_then_refuses(store: ObjectStore) -> None:
     version = store.put_if_absent("k", b"first")
     with pytest.raises(ObjectExistsError) as caught:

@@ -247,6 +247,14 @@ def test_the_first_key_and_popleft_cost_a_few_requests_however_big_the_dict(
     assert store.popitem() == ("k29", 29)
 
 
+def test_in_asks_with_one_head_and_downloads_nothing(proxy: S3FaultProxy, s3_bucket: str) -> None:
+    store = IODict(proxy.endpoint.store(s3_bucket, "in"))
+    store["big"] = b"x" * 1_000_000
+    before = len(proxy.forwarded)
+    assert "big" in store and "absent" not in store
+    assert [method for method, _, _ in proxy.forwarded[before:]] == ["HEAD", "HEAD"]
+
+
 # -- writers and consumers racing ----------------------------------------------------------
 
 

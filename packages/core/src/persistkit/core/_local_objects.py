@@ -121,6 +121,10 @@ class LocalObjectStore(ObjectStore):
             raise ObjectNotFoundError(errno.ENOENT, "no such object", key)
         return found
 
+    def exists(self, key: str) -> bool:
+        """Tell whether an object has ``key`` (one ``stat``; nothing is read)."""
+        return os.path.isfile(self._path(key))
+
     def put(self, key: str, data: bytes) -> str:
         """Replace an object atomically; durable on return with ``"durable"``."""
         path = self._path(key)

@@ -17,7 +17,7 @@ import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from persistkit.core.errors import InvalidArgumentError
+from persistkit.core.errors import InvalidArgumentError, ObjectNotFoundError
 
 # S3's ListObjectsV2 returns at most this many keys per request.
 MAX_PAGE_SIZE = 1000
@@ -69,6 +69,14 @@ class ObjectStore(abc.ABC):
         Raises:
             ObjectNotFoundError: there is no object under ``key``.
         """
+
+    def exists(self, key: str) -> bool:
+        """Tell whether an object has ``key``, without reading it (one HEAD on S3)."""
+        try:
+            self.get(key)
+        except ObjectNotFoundError:
+            return False
+        return True
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes) -> str:

@@ -215,6 +215,10 @@ class S3ObjectStore(ObjectStore):
             self._raise(error, key)
         return StoredObject(data, _unquote(response["ETag"]))
 
+    def exists(self, key: str) -> bool:
+        """Tell whether an object has ``key`` (one HEAD: the object is not downloaded)."""
+        return self.head(key) is not None
+
     def head(self, key: str) -> tuple[str, str | None] | None:
         """Return an object's version and writer id, or None if it does not exist (one HEAD)."""
         try:

@@ -240,15 +240,11 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
         return value
 
     def __contains__(self, key: object) -> bool:
-        """Tell whether ``key`` has an item (one GET; the value is not decoded)."""
+        """Tell whether ``key`` has an item (one HEAD: the item is not downloaded)."""
         key_bytes = self._read_key(key)
         if key_bytes is None:
             return False
-        try:
-            self._objects.get(item_key(key_bytes))
-        except ObjectNotFoundError:
-            return False
-        return True
+        return self._objects.exists(item_key(key_bytes))
 
     def _entry_key(self, entry: Entry) -> bytes:
         if entry.key_bytes is not None:
