@@ -145,6 +145,21 @@ class Record:
     data: bytes
 
 
+def _record_in(buffer: bytes, at: int, lsn: int, salt: int) -> Record | None:
+    """The record of this epoch (``salt``) at ``lsn`` starting at ``buffer[at]``, if whole."""
+    if at + HEAD_SIZE > len(buffer):
+        return None
+    salt_at, lsn_at, flushed, length, _nonce, prev = _HEAD.unpack_from(buffer, at)
+    size = record_size(length)
+    if salt_at != salt or lsn_at != lsn or at + size > len(buffer):
+        return None
+    data = buffer[at + HEAD_SIZE : at + HEAD_SIZE + length]
+    (crc,) = _CRC.unpack_from(buffer, at + _HEAD.size)
+    if zlib.crc32(data, zlib.crc32(buffer[at : at + _HEAD.size])) != crc:
+        return None
+    return Record(lsn, lsn + size, flushed, prev, crc, data)
+
+
 class LogReader:
     """Parse records from a log, reading it in large chunks."""
 
@@ -173,18 +188,15 @@ class LogReader:
         offset = self.offset(lsn)
         if offset + HEAD_SIZE > self.size:
             return None
-        head = self._bytes(offset, HEAD_SIZE)
-        salt, at, flushed, length, _nonce, prev = _HEAD.unpack_from(head)
+        salt, at, _flushed, length, _nonce, _prev = _HEAD.unpack_from(
+            self._bytes(offset, HEAD_SIZE)
+        )
         if salt != self.header.salt or at != lsn:
-            return None
+            return None  # before trusting its length enough to read that much
         size = record_size(length)
         if offset + size > self.size:
             return None
-        data = self._bytes(offset + HEAD_SIZE, length)
-        (crc,) = _CRC.unpack_from(head, _HEAD.size)
-        if zlib.crc32(data, zlib.crc32(head[: _HEAD.size])) != crc:
-            return None
-        return Record(lsn, lsn + size, flushed, prev, crc, data)
+        return _record_in(self._bytes(offset, size), 0, lsn, self.header.salt)
 
     def scan(self) -> tuple[int, int, int | None]:
         """Follow the chain from the epoch's start to its last complete record.
@@ -239,24 +251,14 @@ class LogReader:
         Raises:
             CorruptJournalError: a record in the range is damaged or out of the chain.
         """
-        # `record_at` spelled out over one read of the range: catching up with other
-        # processes runs this for every record they appended.
+        # One read of the whole range: catching up with other processes runs this for every
+        # record they appended.
         window = read_at(self.fd, self.offset(after), end - after)
-        view = memoryview(window)
-        salt, head_size, head, crc32 = self.header.salt, _HEAD.size, _HEAD, zlib.crc32
+        salt = self.header.salt
         found = []
         lsn = after
         while lsn < end:
-            at = lsn - after
-            record = None
-            if at + HEAD_SIZE <= len(window):
-                salt_at, lsn_at, flushed, length, _nonce, prev_at = head.unpack_from(window, at)
-                size = record_size(length)
-                if salt_at == salt and lsn_at == lsn and at + size <= len(window):
-                    data = window[at + HEAD_SIZE : at + HEAD_SIZE + length]
-                    (crc,) = _CRC.unpack_from(window, at + head_size)
-                    if crc32(data, crc32(view[at : at + head_size])) == crc:
-                        record = Record(lsn, lsn + size, flushed, prev_at, crc, data)
+            record = _record_in(window, lsn - after, lsn, salt)
             if record is None or (prev is not None and record.prev != prev):
                 raise CorruptJournalError(
                     self.path, self.offset(lsn), "a record below the end of the log is damaged"
