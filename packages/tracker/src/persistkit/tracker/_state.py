@@ -328,10 +328,12 @@ class StoreState(MemoryModel):
         deferred, self.deferred = self.deferred, []
         if self.stale:
             return  # everything is read again at the next refresh
-        self.stale = True  # until every record is in
-        for record in deferred:
-            self._apply(record.data, record.lsn)
-        self.stale = False
+        try:
+            for record in deferred:
+                self._apply(record.data, record.lsn)
+        except BaseException:
+            self.stale = True  # memory holds part of them: the next refresh reads it all
+            raise
 
     def catch_up_early(self) -> None:
         """Apply what other processes shared before this one waits for the store's lock.
