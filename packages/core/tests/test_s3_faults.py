@@ -224,12 +224,8 @@ def test_an_unreachable_server_is_a_typed_error(s3_bucket: str) -> None:
 
 
 def test_an_s3_url_takes_the_endpoint_and_credentials_from_the_aws_environment(
-    s3_server: S3Endpoint, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+    s3_server: S3Endpoint, s3_bucket: str, s3_environment: S3Endpoint
 ) -> None:
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     store = open_object_store(f"s3://{s3_bucket}/from/env/")
     assert isinstance(store, S3ObjectStore)
     assert store.location == f"s3://{s3_bucket}/from/env"

@@ -178,12 +178,10 @@ def test_a_queue_with_dead_letters_is_a_problem(tmp_path: Path, persistkit_comma
 
 
 def test_a_dict_on_s3_is_shown_without_writing(
-    s3_server: S3Endpoint, persistkit_command: Run, monkeypatch: pytest.MonkeyPatch
+    s3_server: S3Endpoint, persistkit_command: Run, s3_environment: S3Endpoint
 ) -> None:
     bucket = s3_server.create_bucket()
     IODict(s3_server.store(bucket, "results")).update([("first", 1), (b"raw", 2), ("last", 3)])
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     client = s3_server.client()
 
     def versions() -> dict[str, str]:

@@ -76,10 +76,8 @@ def proxy(s3_server: S3Endpoint) -> Iterator[S3FaultProxy]:
 
 
 def test_an_s3_url_opens_the_dict_every_handle_shares(
-    s3_server: S3Endpoint, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+    s3_server: S3Endpoint, s3_bucket: str, s3_environment: S3Endpoint
 ) -> None:
-    for name, value in s3_server.env().items():  # endpoint and keys, as a user sets them
-        monkeypatch.setenv(name, value)
     store = IODict(f"s3://{s3_bucket}/jobs/results")
     assert isinstance(store, IODict)
     assert store.path == f"s3://{s3_bucket}/jobs/results"

@@ -63,12 +63,8 @@ def test_opening_writes_nothing_and_a_round_trip_leaves_nothing(
 
 
 def test_an_s3_url_opens_a_spool_there(
-    s3_server: S3Endpoint, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+    s3_server: S3Endpoint, s3_bucket: str, s3_environment: S3Endpoint
 ) -> None:
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     with Spool(f"s3://{s3_bucket}/jobs") as spool:
         assert spool.path == f"s3://{s3_bucket}/jobs"
         unique = spool.deliver(b"job")
@@ -373,12 +369,8 @@ def test_the_command_shows_a_spool_on_s3_without_writing(
     s3_server: S3Endpoint,
     s3_bucket: str,
     persistkit_command: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    s3_environment: S3Endpoint,
 ) -> None:
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     with s3_server.store(s3_bucket, "jobs") as objects:
         spool = Spool(objects)
         for data in (b"1", b"2", b"3"):

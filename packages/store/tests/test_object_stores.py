@@ -47,12 +47,8 @@ def header_of(objects: ObjectStore, key: str) -> list[str]:
 
 
 def test_an_s3_url_names_the_object_by_its_last_segment(
-    s3_server: S3Endpoint, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+    s3_server: S3Endpoint, s3_bucket: str, s3_environment: S3Endpoint
 ) -> None:
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     url = f"s3://{s3_bucket}/jobs/run-7/state.json"
     with store.open(url, default={}) as state:
         state.value["step"] = 3
@@ -436,12 +432,8 @@ def test_the_command_prints_a_store_on_s3_without_writing(
     s3_server: S3Endpoint,
     s3_bucket: str,
     persistkit_command: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    s3_environment: S3Endpoint,
 ) -> None:
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     with store.open(objects, key="state.json", default={}) as state:
         state.value["step"] = 3
     before = objects.get("state.json")

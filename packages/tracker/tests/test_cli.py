@@ -224,15 +224,13 @@ def run(persistkit_command: Run) -> Run:
 
 
 def test_a_tracker_on_s3_is_shown_without_writing(
-    s3_server: S3Endpoint, run: Run, monkeypatch: pytest.MonkeyPatch
+    s3_server: S3Endpoint, run: Run, s3_environment: S3Endpoint
 ) -> None:
     bucket = s3_server.create_bucket()
     tracker = Tracker(s3_server.store(bucket, "jobs/crawl"))
     tracker.add_many(["a", "b", "c"])
     tracker.mark_done("a")
     tracker.sync()  # one record after nothing: no checkpoint yet
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     store = s3_server.store(bucket, "jobs/crawl")
     before = {key: store.get(key).version for key in store.list()}
     assert before, "the check below must see the tracker's objects"

@@ -250,6 +250,20 @@ def s3_bucket(s3_server: S3Endpoint) -> str:
     return s3_server.create_bucket()
 
 
+@pytest.fixture
+def s3_environment(s3_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> S3Endpoint:
+    """Point this process's AWS environment at the session's S3 server, as a user would.
+
+    ``s3://`` URLs opened in the test, and programs it starts, find the server and its keys;
+    a profile or credentials file of the developer's is hidden for the test.
+    """
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server
+
+
 class StartSeaweed(Protocol):
     """Start a private SeaweedFS for the running test."""
 
