@@ -8,8 +8,8 @@ returns):
   SQLiteQueue (``auto_commit=True``: WAL, one fsync per put), diskcache's Deque (not durable)
   and iodict 0.0.8 (neither durable nor atomic); the disk's floor as reference.
 - get at depth 1,000 (and 100,000 in a full run), one commit per get: the same peers.
-  DurableQueue's items are in its journal at depth 1,000 and in item files (after a
-  checkpoint) at depth 100,000.
+  DurableQueue's items are in its journal at depth 1,000 and in checkpoint segments at
+  depth 100,000.
 - claim + ack (at-least-once delivery): DurableQueue against persist-queue's SQLiteAckQueue
   (get + ack, each a commit).
 - eight producers at once: 8 independent processes (started and opened before the clock

@@ -3,11 +3,13 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from persistkit.core import ObjectStore, capabilities
+from persistkit.core import ObjectStore, capabilities, resolve_format
 from persistkit.core.pytest_plugin import MountTmpfs
 from persistkit.core.testing import S3Endpoint, facility_unavailable
 
@@ -54,3 +56,25 @@ def fresh_tmp(tmp_path: Path) -> Path:
 def s3_objects(s3_server: S3Endpoint, s3_bucket: str) -> ObjectStore:
     """A fresh prefix in a fresh bucket on the session's real SeaweedFS server."""
     return s3_server.store(s3_bucket, "dict")
+
+
+@pytest.fixture
+def damage_stored() -> Callable[[Path, Any], Path]:
+    """Flip the bytes of a checkpointed queue item where they lie on disk, as bit rot would.
+
+    Call it with the queue directory and the item's value (encoded as a pickle); it returns
+    the file it changed, whatever the queue keeps its items in.
+    """
+
+    def damage(directory: Path, value: Any) -> Path:
+        payload = resolve_format("pickle").dumps(value)
+        for path in sorted((directory / ".persistkit-queue.items").iterdir()):
+            data = path.read_bytes()
+            at = data.find(payload)
+            if at >= 0:
+                junk = bytes(byte ^ 0xFF for byte in payload)
+                path.write_bytes(data[:at] + junk + data[at + len(payload) :])
+                return path
+        raise AssertionError(f"{value!r} is in no checkpointed file of {directory}")
+
+    return damage

@@ -10,6 +10,7 @@ import queue
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,9 @@ def test_get_touches_one_item_whatever_the_depth(
     monkeypatch.setattr(os, "listdir", refuse_items(real_listdir))
     shallow_calls = [c.name for c in record_calls(shallow.get)]
     deep_calls = [c.name for c in record_calls(deep.get)]
-    # The same calls at depth 2 and 2000: one journal record, then the item file removed.
-    assert deep_calls == shallow_calls == ["write", "unlink"]
+    # The same calls at depth 2 and 2000: one journal record; the item is read where the
+    # checkpoint put it, and nothing is removed.
+    assert deep_calls == shallow_calls == ["write"]
 
 
 def test_json_format(tmp_path: Path) -> None:
@@ -286,7 +288,7 @@ def test_reading_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_a_queue_on_read_only_media_can_be_inspected(
-    mounted_tmpfs: MountTmpfs, tmp_path: Path
+    mounted_tmpfs: MountTmpfs, tmp_path: Path, damage_stored: Callable[[Path, Any], Path]
 ) -> None:
     mountpoint = mounted_tmpfs("4m")
     directory = mountpoint / "q"
@@ -297,7 +299,7 @@ def test_a_queue_on_read_only_media_can_be_inspected(
         q.claim()
         q.put(99)
         q.checkpoint()
-        (directory / ".persistkit-queue.items" / f"{1:020d}").write_bytes(b"junk")
+        damage_stored(directory, 1)
         with pytest.raises(CorruptFileError):
             q.get_nowait()
 
@@ -369,3 +371,37 @@ def test_checkpoint_is_crash_safe(tmp_path: Path) -> None:
         assert list(q.getter()) == list(range(3, 8)), f"after a crash at {point}"
 
     crash_at_every_call(lambda: DurableQueue(directory).checkpoint(), setup=setup, check=check)
+
+
+def test_a_checkpoint_keeps_items_in_one_segment_until_every_one_has_left(
+    tmp_path: Path,
+) -> None:
+    items = tmp_path / "q" / ".persistkit-queue.items"
+    q: DurableQueue[str] = DurableQueue(tmp_path / "q")
+    q.put_many(["a", "b", "c"])
+    q.checkpoint()
+    [segment] = os.listdir(items)  # one file for the three items
+    held = q.claim()
+    assert q.get() == "b" and q.get() == "c"
+    q.checkpoint()
+    assert os.listdir(items) == [segment]  # "a" is leased: its bytes must stay
+    held.ack()
+    q.put("d")
+    q.checkpoint()
+    assert DurableQueue(tmp_path / "q").get() == "d"
+    q.checkpoint()
+    assert os.listdir(items) == []  # nothing is left for the drained queue
+
+
+def test_a_damaged_segment_index_is_a_corrupt_file_error_naming_it(tmp_path: Path) -> None:
+    q: DurableQueue[str] = DurableQueue(tmp_path / "q")
+    q.put_many(["a", "b"])
+    q.checkpoint()
+    [segment] = (tmp_path / "q" / ".persistkit-queue.items").iterdir()
+    data = segment.read_bytes()
+    segment.write_bytes(data[:12] + bytes([data[12] ^ 0xFF]) + data[13:])
+    with pytest.raises(CorruptFileError) as raised:
+        DurableQueue(tmp_path / "q").get_nowait()
+    assert raised.value.path == str(segment) and "checksum" in str(raised.value)
+    segment.write_bytes(data)  # repaired (from a backup, say): nothing was lost or moved
+    assert list(DurableQueue(tmp_path / "q").getter()) == ["a", "b"]

@@ -6,13 +6,13 @@ import importlib
 import pickle
 import queue
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from persistkit.core import CorruptFileError, UnloadableValueError
+from persistkit.core import CorruptFileError, UnloadableValueError, resolve_format
 from persistkit.iodict import DeadLetter, DurableQueue
 
 ITEMS = ".persistkit-queue.items"
@@ -100,21 +100,21 @@ def test_a_requeued_dead_letter_is_delivered_once_the_class_is_back(
     assert q.get().n == 3
 
 
-def test_a_damaged_item_is_corrupt_and_moved_aside(tmp_path: Path) -> None:
+def test_a_damaged_item_is_corrupt_and_moved_aside(
+    tmp_path: Path, damage_stored: Callable[[Path, Any], Path]
+) -> None:
     q: DurableQueue[Any] = DurableQueue(tmp_path / "q")
     q.put_many(["x", "y"])
-    q.checkpoint()  # now each item is a file
-    item = tmp_path / "q" / ITEMS / ("0" * 20)
-    with open(item, "r+b") as f:
-        f.truncate(2)
+    q.checkpoint()  # now the items are in a file, not in the journal
+    damage_stored(tmp_path / "q", "x")
+    damaged = bytes(byte ^ 0xFF for byte in resolve_format("pickle").dumps("x"))
     with pytest.raises(CorruptFileError) as raised:
         q.get_nowait()
-    assert not item.exists()
-    assert Path(raised.value.path).read_bytes() == b"\x80\x04"  # kept exactly as it was
+    assert Path(raised.value.path).read_bytes() == damaged  # kept exactly as it was
     assert q.qsize() == 1
     assert q.get_nowait() == "y"
     [letter] = q.dead_letters()
-    assert letter.error == "CorruptFileError"
+    assert letter.error == "CorruptFileError" and "checksum" in letter.reason
     q.discard_dead(letter.id)
     assert q.dead_letters() == [] and not Path(letter.path).exists()
 
@@ -123,7 +123,9 @@ def test_json_queue_damage_is_corrupt(tmp_path: Path) -> None:
     q: DurableQueue[Any] = DurableQueue(tmp_path / "q", format="json")
     q.put_many([{"a": 1}, {"b": 2}])
     q.checkpoint()
-    (tmp_path / "q" / ITEMS / ("0" * 20)).write_bytes(b'{"a": ')
+    [segment] = (tmp_path / "q" / ITEMS).iterdir()
+    data = segment.read_bytes()
+    segment.write_bytes(data.replace(b'{"a": 1}', b'{"a": 2}'))
     with pytest.raises(CorruptFileError):
         q.get()
     assert q.get() == {"b": 2}
@@ -142,11 +144,13 @@ def test_claim_moves_a_poison_item_aside_too(tmp_path: Path, vanishing_class: An
     q.join(timeout=0)
 
 
-def test_ingest_moves_undecodable_items_aside_and_restores_the_rest(tmp_path: Path) -> None:
+def test_ingest_moves_undecodable_items_aside_and_restores_the_rest(
+    tmp_path: Path, damage_stored: Callable[[Path, Any], Path]
+) -> None:
     q: DurableQueue[Any] = DurableQueue(tmp_path / "q")
     q.put_many([1, 2, 3])
     q.checkpoint()
-    (tmp_path / "q" / ITEMS / f"{1:020d}").write_bytes(b"\x80\x04junk")
+    damage_stored(tmp_path / "q", 2)
     restored: list[Any] = []
     with pytest.raises(CorruptFileError):
         q._drain_into(restored.append)

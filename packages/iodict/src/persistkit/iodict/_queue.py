@@ -49,7 +49,7 @@ from persistkit.iodict._formats import resolve_recorded_format
 from persistkit.iodict._leases import Lease, lease_path
 from persistkit.iodict._legacy_queue import find_legacy_items
 from persistkit.iodict._owners import current_owner, owner_alive, owner_gone
-from persistkit.iodict._queue_files import QueueFiles
+from persistkit.iodict._queue_files import Found, QueueFiles
 from persistkit.iodict._queue_meta import read_queue_format
 from persistkit.iodict._queue_names import DEAD_NAME, JOURNAL_NAME
 from persistkit.iodict._queue_state import (
@@ -413,8 +413,7 @@ class DurableQueue(Generic[T]):
     def _bury(
         self,
         item: int,
-        source: str | None,
-        data: bytes,
+        found: Found,
         *,
         reason: str,
         error: str,
@@ -425,8 +424,8 @@ class DurableQueue(Generic[T]):
         target = bury(
             self._dead,
             item,
-            source,
-            data,
+            found.file,
+            found.data,
             reason=reason,
             error=error,
             tries=tries,
@@ -434,17 +433,17 @@ class DurableQueue(Generic[T]):
         )
         return self._append(dead_record(item, head)), target
 
-    def _decode(
-        self, item: int, source: str | None, data: bytes, tries: int, head: int
-    ) -> tuple[Any, _Done | None]:
+    def _decode(self, item: int, found: Found, tries: int, head: int) -> tuple[Any, _Done | None]:
         """Decode an item; one that cannot be decoded is buried and its error returned."""
+        source = found.source or self._journal_path
         try:
-            return self._codec.decode(data, source or self._journal_path), None
+            if found.damage is not None:
+                raise CorruptFileError(source, found.damage)
+            return self._codec.decode(found.data, source), None
         except _UNDECODABLE as error:
             end, target = self._bury(
                 item,
-                source,
-                data,
+                found,
                 reason=error.reason,
                 error=type(error).__name__,
                 tries=tries,
@@ -458,20 +457,17 @@ class DurableQueue(Generic[T]):
             failure.__cause__ = error
             return None, _Done(end=end, error=failure)
 
-    def _deliver(
-        self, state: QueueState, item: int, found: tuple[str | None, bytes], lease_ms: int | None
-    ) -> _Done:
+    def _deliver(self, state: QueueState, item: int, found: Found, lease_ms: int | None) -> _Done:
         """Hand out ``item``: taken for good by `get`, or leased by `claim` (lock held)."""
-        source, data = found
         lease = state.leases.get(item)
         tries = lease.tries if lease is not None else 0
         head = item + 1 if lease is None else state.head
-        value, failed = self._decode(item, source, data, tries, head)
+        value, failed = self._decode(item, found, tries, head)
         if failed is not None:
             return failed
         if lease_ms is None:
             end = self._append(take_record(item, head, state.taken + 1))
-            return _Done(end=end, remove=[source] if source else [], result=value)
+            return _Done(end=end, remove=[found.file] if found.file else [], result=value)
         claimed = Lease(item, tries + 1, _now_ms() + lease_ms, current_owner())
         end = self._append(lease_record(claimed, head))
         return _Done(end=end, result=self._new_claim(claimed, value))
@@ -489,8 +485,7 @@ class DurableQueue(Generic[T]):
             if lease.tries >= self.max_tries:
                 self._bury(
                     item,
-                    found[0],
-                    found[1],
+                    found,
                     reason=f"delivered {lease.tries} times by claim() without an ack",
                     error="",
                     tries=lease.tries,
@@ -722,7 +717,7 @@ class DurableQueue(Generic[T]):
         self._check_open()
         with self._locked() as state:
             self._held(state, claim)
-            source = self._files.locate(state, claim.id)
+            source = self._files.own_file(state, claim.id)
             end = self._append(ack_record(claim.id))
         self._finish(_Done(end=end, remove=[source] if source else []))
 
@@ -737,8 +732,7 @@ class DurableQueue(Generic[T]):
             if tries >= self.max_tries and found is not None:
                 done.end, _ = self._bury(
                     claim.id,
-                    found[0],
-                    found[1],
+                    found,
                     reason=f"given back {tries} times by claim() consumers",
                     error="",
                     tries=tries,
@@ -761,8 +755,7 @@ class DurableQueue(Generic[T]):
             else:
                 done.end, _ = self._bury(
                     claim.id,
-                    found[0],
-                    found[1],
+                    found,
                     reason=reason,
                     error="",
                     tries=held.tries,
@@ -799,13 +792,13 @@ class DurableQueue(Generic[T]):
                 found = None if item in state.leases else self._files.payload(state, item)
                 if found is None:
                     continue
-                value, failed = self._decode(item, found[0], found[1], 0, state.head)
+                value, failed = self._decode(item, found, 0, state.head)
                 if failed is not None:
                     done.error = done.error or failed.error
                     continue
                 values.append(value)
-                if found[0] is not None:
-                    done.remove.append(found[0])
+                if found.file is not None:
+                    done.remove.append(found.file)
             for value in values:
                 put(value)
             # Items handed back to memory are no longer tasks of this queue: moving the

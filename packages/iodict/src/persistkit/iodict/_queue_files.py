@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from persistkit.core import (
     Batch,
@@ -45,8 +45,31 @@ from persistkit.iodict._queue_names import (
     item_name,
     parse_item_name,
 )
+from persistkit.iodict._queue_segments import Segments, encode_segment
 from persistkit.iodict._queue_state import QueueState
 from persistkit.iodict.errors import LayoutError
+
+
+class Found(NamedTuple):
+    """Where an item's bytes were found, and the bytes.
+
+    Attributes:
+        source: the file holding them (its own item file, or a segment); None when the
+            only copy is in the journal.
+        data: the encoded value.
+        own_file: ``source`` is the item's own file, removed when the item leaves.
+        damage: why ``data`` cannot be trusted (a failed checksum), or None.
+    """
+
+    source: str | None
+    data: bytes
+    own_file: bool = False
+    damage: str | None = None
+
+    @property
+    def file(self) -> str | None:
+        """The item's own file, or None when it has none."""
+        return self.source if self.own_file else None
 
 
 class QueueFiles:
@@ -62,6 +85,7 @@ class QueueFiles:
         self.items = os.path.join(directory, ITEMS_NAME)
         self.leases = os.path.join(directory, LEASES_NAME)
         self.markers = Markers(directory)
+        self.segments = Segments(self.items)
         self._durability = durability
 
     def item_path(self, item: int) -> str:
@@ -76,8 +100,12 @@ class QueueFiles:
             return []
         return [n for n in map(parse_item_name, names) if n is not None]
 
-    def locate(self, state: QueueState, item: int) -> str | None:
-        """Return the file holding ``item``, or None when it has none (pending, or a hole)."""
+    def own_file(self, state: QueueState, item: int) -> str | None:
+        """Return the file of ``item`` alone, or None when it has none.
+
+        An item has a file of its own when a checkpoint of persistkit 0.2.0 or older, or
+        iodict 0.0.8, wrote it; later checkpoints put items in segments.
+        """
         path = self.item_path(item)
         if os.path.lexists(path):
             return path
@@ -86,15 +114,21 @@ class QueueFiles:
             return os.path.join(self.directory, name)
         return None
 
-    def payload(self, state: QueueState, item: int) -> tuple[str | None, bytes] | None:
-        """Return the file (None for a pending item) and encoded value of ``item``.
+    def payload(self, state: QueueState, item: int) -> Found | None:
+        """Return where ``item`` is and its encoded value.
 
         Returns:
             None when the item is nowhere: a hole left by a crash of persistkit 0.1.
+
+        Raises:
+            CorruptFileError: the index of the segment that should hold it is damaged.
         """
         pending = state.pending.get(item)
         if pending is not None:
-            return None, pending
+            return Found(None, pending)
+        in_segment = self.segments.read(item)
+        if in_segment is not None:
+            return Found(in_segment.path, in_segment.data, damage=in_segment.damage)
         candidates = [self.item_path(item)]
         if item in state.legacy:
             candidates.append(os.path.join(self.directory, state.legacy[item]))
@@ -104,7 +138,7 @@ class QueueFiles:
             except NotAnItemError:
                 continue
             with os.fdopen(fd, "rb") as f:
-                return path, f.read()
+                return Found(path, f.read(), own_file=True)
         return None
 
     # -- reading the checkpoint --------------------------------------------------------
@@ -153,6 +187,7 @@ class QueueFiles:
         """
         recorded = self._read_state_file()
         head, tail, taken = recorded[:3] if recorded is not None else self.counters() or (0, 0, 0)
+        self.segments.scan()
         state = QueueState(
             head=head,
             tail=tail,
@@ -224,7 +259,7 @@ class QueueFiles:
             found = self.payload(state, item)
             if found is None:
                 continue
-            guess = sniff_format(found[1])
+            guess = sniff_format(found.data)
             if guess is None:
                 raise LayoutError(
                     f"{self.directory!r} was written by persistkit 0.1, which did not record "
@@ -239,15 +274,20 @@ class QueueFiles:
         """Write ``state``, as of journal ``position``, to the files (lock held).
 
         In an order that a crash anywhere leaves replayable from the state file's position:
-        the pending items and the leases are written durably first (one `Batch`), then the
-        adopted-items record, then the state file (durably: from here on it covers
-        ``position``); only then are the files of items that left removed. The caller
-        recycles the journal afterwards.
+        the pending items (one segment) and the leases are written durably first (one
+        `Batch`), then the adopted-items record, then the state file (durably: from here on
+        it covers ``position``); only then are the files of items that left removed, and
+        the segments all of whose items left. The caller recycles the journal afterwards.
         """
         on_disk = list_leases(self.leases)
         with Batch(durability=self._durability) as batch:
-            for item, payload in sorted(state.pending.items()):
-                batch.write_bytes(self.item_path(item), payload, follow_symlinks=False)
+            if state.pending:
+                items = sorted(state.pending.items())
+                batch.write_bytes(
+                    self.segments.write_path(items[0][0], items[-1][0]),
+                    encode_segment(items),
+                    follow_symlinks=False,
+                )
             for item, lease in state.leases.items():
                 if on_disk.get(item) != lease:
                     batch.write_bytes(
@@ -260,11 +300,17 @@ class QueueFiles:
         legacy = {item: name for item, name in state.legacy.items() if item not in state.gone}
         self._write_legacy(legacy)
         self._write_state_file(state, position)
+        # Items of segments have no file of their own: one listing spares an unlink each.
+        with_files = set(self.item_numbers()) if state.gone else set()
         for item in state.gone:
-            remove(self.item_path(item), durability="atomic", missing_ok=True)
+            if item in with_files:
+                remove(self.item_path(item), durability="atomic", missing_ok=True)
             name = state.legacy.get(item)
             if name is not None:
                 remove(os.path.join(self.directory, name), durability="atomic", missing_ok=True)
+        for path in self.segments.finished(set(state.leases), state.head):
+            remove(path, durability="atomic", missing_ok=True)
+        self.segments.scan()
         state.legacy = legacy
         state.pending.clear()
         state.gone.clear()

@@ -9,12 +9,14 @@ queue/
   .persistkit-queue.state             the checkpoint's counters, and the journal position
                                       it covers (JSON)
   .persistkit-queue.legacy.json       iodict 0.0.8 items given numbers in this queue
-  .persistkit-queue.items/<n>         the items, named by number (20 digits)
+  .persistkit-queue.items/<first>-<last>.segment
+                                      the items one checkpoint wrote (numbers of 20 digits)
+  .persistkit-queue.items/<n>         an item in a file of its own (persistkit 0.1)
   .persistkit-queue.leases/<n>        items delivered by claim() and not settled yet
   .persistkit-queue.dead/<n>          dead letters, each with <n>.json saying why
 ```
 
-The state file, the item files and the lease files are the last *checkpoint*; every change
+The state file, the segments and the lease files are the last *checkpoint*; every change
 since is a record in the journal. persistkit 0.1 kept its counters in empty *marker* files
 whose names held the values (``.persistkit-queue.head.<n>``, ``tail.<n>``, ``done.<n>``);
 they are read when there is no state file and replaced by one on the first write (taken =
