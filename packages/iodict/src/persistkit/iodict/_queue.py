@@ -288,15 +288,25 @@ class DurableQueue(Generic[T]):
         """Hold the user's lock and the journal's, with the state caught up."""
         journal = self._journal
         assert journal is not None
+        with self._lock_journal(journal):
+            yield self._caught_up(journal)
+
+    @contextlib.contextmanager
+    def _lock_journal(self, journal: Journal) -> Iterator[None]:
+        """Hold the user's lock and the journal's (the state may be behind)."""
         user_lock = self._user_lock if self._user_lock is not None else contextlib.nullcontext()
         with user_lock, journal.lock():
-            if not self._set_up:
-                self._codec = self._files.set_up(self._format, self._codec, journal.start)
-                self._set_up = True
-            self._catch_up(journal)
-            if self._legacy_pending:
-                self._adopt_legacy()
-            yield self._state
+            yield
+
+    def _caught_up(self, journal: Journal) -> QueueState:
+        """Set the queue up if needed and return its state as of now (the lock is held)."""
+        if not self._set_up:
+            self._codec = self._files.set_up(self._format, self._codec, journal.start)
+            self._set_up = True
+        self._catch_up(journal)
+        if self._legacy_pending:
+            self._adopt_legacy()
+        return self._state
 
     def _catch_up(self, journal: Journal) -> None:
         if self._seen < journal.start:  # first use, or another process checkpointed
@@ -325,7 +335,7 @@ class DurableQueue(Generic[T]):
         for path in done.remove:
             remove(path, durability="atomic", missing_ok=True)
         if journal.end - journal.start >= _CHECKPOINT_BYTES:
-            self.checkpoint()
+            self._checkpoint(journal, when_due=True)
         if done.error is not None:
             raise done.error
         return done.result
@@ -342,7 +352,16 @@ class DurableQueue(Generic[T]):
             return
         journal = self._journal
         assert journal is not None
-        with self._locked() as state:
+        self._checkpoint(journal, when_due=False)
+
+    def _checkpoint(self, journal: Journal, *, when_due: bool) -> None:
+        with self._lock_journal(journal):
+            if when_due and journal.end - journal.start < _CHECKPOINT_BYTES:
+                # Others saw the journal full too, and one of them checkpointed while this
+                # process waited for the lock: catching up only to write again would be
+                # wasted, with every producer held up behind the lock.
+                return
+            state = self._caught_up(journal)
             self._files.checkpoint(state, journal.end)
             journal.recycle(upto=journal.end)
             self._seen = journal.start
