@@ -133,22 +133,28 @@ class Segments:
     def __init__(self, folder: str) -> None:
         self._folder = folder
         self._ranges: list[tuple[int, int, str]] = []
-        self._indexes: dict[str, _Index] = {}
+        self._inodes: dict[str, int] = {}
+        self._indexes: dict[tuple[str, int], _Index] = {}
 
     def scan(self) -> None:
         """List the folder again (segments appear and leave only at checkpoints)."""
+        ranges, inodes = [], {}
         try:
-            names = os.listdir(self._folder)
+            with os.scandir(self._folder) as entries:
+                for entry in entries:
+                    found = parse_segment_name(entry.name)
+                    if found is not None:
+                        ranges.append((*found, entry.path))
+                        inodes[entry.path] = entry.inode()
         except FileNotFoundError:
-            names = []
-        ranges = []
-        for name in names:
-            found = parse_segment_name(name)
-            if found is not None:
-                ranges.append((*found, os.path.join(self._folder, name)))
+            pass
         self._ranges = sorted(ranges)
-        kept = {path for _, _, path in self._ranges}
-        self._indexes = {path: index for path, index in self._indexes.items() if path in kept}
+        self._inodes = inodes
+        # Keyed by inode too: a checkpoint cut short leaves a segment that the next one can
+        # replace under the same name with other items at other offsets.
+        self._indexes = {
+            key: index for key, index in self._indexes.items() if inodes.get(key[0]) == key[1]
+        }
 
     def read(self, item: int) -> SegmentItem | None:
         """Return ``item`` from the segment holding it, or None when none does.
@@ -167,9 +173,10 @@ class Segments:
         return None
 
     def _index(self, path: str) -> _Index:
-        index = self._indexes.get(path)
+        key = (path, self._inodes[path])
+        index = self._indexes.get(key)
         if index is None:
-            index = self._indexes[path] = _Index(path)
+            index = self._indexes[key] = _Index(path)
         return index
 
     def write_path(self, first: int, last: int) -> str:
