@@ -5,13 +5,15 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import pytest
 
-from persistkit.core import ObjectStore, capabilities, resolve_format
+from persistkit.core import CorruptFileError, ObjectStore, capabilities, resolve_format
 from persistkit.core.pytest_plugin import MountTmpfs
 from persistkit.core.testing import S3Endpoint, facility_unavailable
+from persistkit.iodict import DurableQueue
 
 
 @pytest.fixture
@@ -59,22 +61,39 @@ def s3_objects(s3_server: S3Endpoint, s3_bucket: str) -> ObjectStore:
 
 
 @pytest.fixture
-def damage_stored() -> Callable[[Path, Any], Path]:
+def damage_stored() -> Callable[[Path, Any], bytes]:
     """Flip the bytes of a checkpointed queue item where they lie on disk, as bit rot would.
 
     Call it with the queue directory and the item's value (encoded as a pickle); it returns
-    the file it changed, whatever the queue keeps its items in.
+    the damaged bytes, whatever file the queue keeps its items in.
     """
 
-    def damage(directory: Path, value: Any) -> Path:
+    def damage(directory: Path, value: Any) -> bytes:
         payload = resolve_format("pickle").dumps(value)
+        junk = bytes(byte ^ 0xFF for byte in payload)
         for path in sorted((directory / ".persistkit-queue.items").iterdir()):
             data = path.read_bytes()
             at = data.find(payload)
             if at >= 0:
-                junk = bytes(byte ^ 0xFF for byte in payload)
                 path.write_bytes(data[:at] + junk + data[at + len(payload) :])
-                return path
+                return junk
         raise AssertionError(f"{value!r} is in no checkpointed file of {directory}")
 
     return damage
+
+
+@pytest.fixture
+def drain() -> Callable[[DurableQueue[Any]], tuple[list[Any], int]]:
+    """Get every item of a queue; return them and how many gets raised `CorruptFileError`."""
+
+    def get_all(queue: DurableQueue[Any]) -> tuple[list[Any], int]:
+        delivered, corrupt = [], 0
+        while True:
+            try:
+                delivered.append(queue.get_nowait())
+            except CorruptFileError:
+                corrupt += 1
+            except Empty:
+                return delivered, corrupt
+
+    return get_all

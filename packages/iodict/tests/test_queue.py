@@ -288,7 +288,7 @@ def test_reading_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_a_queue_on_read_only_media_can_be_inspected(
-    mounted_tmpfs: MountTmpfs, tmp_path: Path, damage_stored: Callable[[Path, Any], Path]
+    mounted_tmpfs: MountTmpfs, tmp_path: Path, damage_stored: Callable[[Path, Any], bytes]
 ) -> None:
     mountpoint = mounted_tmpfs("4m")
     directory = mountpoint / "q"

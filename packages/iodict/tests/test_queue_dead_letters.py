@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from persistkit.core import CorruptFileError, UnloadableValueError, resolve_format
+from persistkit.core import CorruptFileError, UnloadableValueError
 from persistkit.iodict import DeadLetter, DurableQueue
 
 ITEMS = ".persistkit-queue.items"
@@ -101,13 +101,12 @@ def test_a_requeued_dead_letter_is_delivered_once_the_class_is_back(
 
 
 def test_a_damaged_item_is_corrupt_and_moved_aside(
-    tmp_path: Path, damage_stored: Callable[[Path, Any], Path]
+    tmp_path: Path, damage_stored: Callable[[Path, Any], bytes]
 ) -> None:
     q: DurableQueue[Any] = DurableQueue(tmp_path / "q")
     q.put_many(["x", "y"])
     q.checkpoint()  # now the items are in a file, not in the journal
-    damage_stored(tmp_path / "q", "x")
-    damaged = bytes(byte ^ 0xFF for byte in resolve_format("pickle").dumps("x"))
+    damaged = damage_stored(tmp_path / "q", "x")
     with pytest.raises(CorruptFileError) as raised:
         q.get_nowait()
     assert Path(raised.value.path).read_bytes() == damaged  # kept exactly as it was
@@ -145,7 +144,7 @@ def test_claim_moves_a_poison_item_aside_too(tmp_path: Path, vanishing_class: An
 
 
 def test_ingest_moves_undecodable_items_aside_and_restores_the_rest(
-    tmp_path: Path, damage_stored: Callable[[Path, Any], Path]
+    tmp_path: Path, damage_stored: Callable[[Path, Any], bytes]
 ) -> None:
     q: DurableQueue[Any] = DurableQueue(tmp_path / "q")
     q.put_many([1, 2, 3])

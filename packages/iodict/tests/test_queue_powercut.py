@@ -9,7 +9,6 @@ item whose get or ack returned is never delivered again, and nothing is delivere
 from __future__ import annotations
 
 import contextlib
-import queue
 import sys
 import textwrap
 from collections import Counter
@@ -17,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from persistkit.core import CorruptFileError, resolve_format
+from persistkit.core import CorruptFileError
 from persistkit.core.testing import (
     PowerCut,
     PowerCutFS,
@@ -139,14 +138,16 @@ def test_claim_then_ack(power_cut: PowerCutFS) -> None:
 
 
 def test_a_poison_item_is_never_lost(
-    power_cut: PowerCutFS, damage_stored: Callable[[Path, Any], Path]
+    power_cut: PowerCutFS,
+    damage_stored: Callable[[Path, Any], bytes],
+    drain: Callable[[DurableQueue[Any]], tuple[list[Any], int]],
 ) -> None:
     path = power_cut.root / "q"
-    damaged = bytes(byte ^ 0xFF for byte in resolve_format("pickle").dumps("x"))
+    damaged: list[bytes] = []
 
     def setup() -> None:
         _checkpointed(path, ["x", "b"])
-        damage_stored(path, "x")
+        damaged[:] = [damage_stored(path, "x")]
 
     def operation() -> None:
         with contextlib.suppress(CorruptFileError):
@@ -157,17 +158,10 @@ def test_a_poison_item_is_never_lost(
         buried = [letter.id for letter in q.dead_letters()]
         if point.completed:
             assert buried == [0], point.describe()
-        delivered = []
-        while True:
-            try:
-                delivered.append(q.get_nowait())
-            except CorruptFileError:  # still in the queue: buried now
-                continue
-            except queue.Empty:
-                break
+        delivered, _ = drain(q)  # an item still in the queue is buried now
         assert delivered == ["b"], point.describe()
         [letter] = q.dead_letters()
-        assert (letter.id, letter.read_bytes()) == (0, damaged), point.describe()
+        assert (letter.id, letter.read_bytes()) == (0, damaged[0]), point.describe()
 
     cut_at_every_barrier(power_cut, operation, setup=setup, check=check)
 
