@@ -265,6 +265,28 @@ def test_a_queue_of_persistkit_01_keeps_its_format_and_task_count(tmp_path: Path
         q.task_done()
 
 
+def test_converting_a_01_queue_leaves_no_marker_behind_whatever_the_crash(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "q"
+    seen: set[bool] = set()
+
+    def setup() -> None:
+        shutil.rmtree(directory, ignore_errors=True)
+        _as_written_by_01(directory, [b"1", b"2", b"3"], head=1, done=1)
+
+    def check(point: CrashPoint) -> None:
+        q: DurableQueue[Any] = DurableQueue(directory)
+        seen.add(bool(list(directory.glob(".persistkit-queue.head.*"))))
+        assert q.get() == 2, f"after a crash at {point}"
+        markers = [p for p in directory.glob(".persistkit-queue.*.*") if p.suffix[1:].isdigit()]
+        assert markers == [], f"after a crash at {point}"
+        assert list(q.getter()) in ([3], [3, 4]), f"after a crash at {point}"
+
+    crash_at_every_call(lambda: DurableQueue(directory).put(4), setup=setup, check=check)
+    assert seen == {False, True}
+
+
 def test_reading_writes_nothing(tmp_path: Path) -> None:
     directory = tmp_path / "q"
     q: DurableQueue[int] = DurableQueue(directory)

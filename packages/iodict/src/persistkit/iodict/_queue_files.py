@@ -220,8 +220,9 @@ class QueueFiles:
 
         Creates the item and lease folders and the state file (a queue written by
         persistkit 0.1 gets its markers' counters, and its markers are removed once the
-        state file is durable), records the format, and removes temporary files of dead
-        writers. The caller holds the journal's lock.
+        state file is durable, or by a later set-up if a crash came in between), records
+        the format, and removes temporary files of dead writers. The caller holds the
+        journal's lock.
 
         Args:
             format: what the caller passed as ``format=`` (None: as recorded).
@@ -237,12 +238,14 @@ class QueueFiles:
         if self._read_state_file() is None:
             state, _ = self.load()
             self._write_state_file(state, position)
-            found = self.markers.scan()
-            for kind, values in found.items():
-                for value in values:
-                    remove(self.markers.path(kind, value), durability="atomic")
-            if any(found.values()) and self._durability == "durable":
-                fsync_dir(self.directory)
+        # Once the state file exists the markers say nothing more; looked for on every set-up,
+        # since a crash right after the state file was written leaves them.
+        found = self.markers.scan()
+        for kind, values in found.items():
+            for value in values:
+                remove(self.markers.path(kind, value), durability="atomic", missing_ok=True)
+        if any(found.values()) and self._durability == "durable":
+            fsync_dir(self.directory)
         stored = read_queue_format(self.directory)
         if stored is None:
             if format is None:
