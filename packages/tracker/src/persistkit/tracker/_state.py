@@ -142,6 +142,15 @@ def _release_journal(journal: Journal) -> None:
     journal.close()
 
 
+@dataclass(slots=True)
+class _FileLines:
+    """A shard file's lines as last read, and (built when first needed) each key's line."""
+
+    signature: Signature
+    lines: list[str]
+    positions: dict[Key, int] | None = None
+
+
 @dataclass
 class Changes:
     """One sync's changes, in the order a record replays them."""
@@ -201,7 +210,7 @@ class StoreState(MemoryModel):
         self.unflushed: int | None = None
         self.shared = False
         self.stale = False  # memory may differ from what was shared: read it all again
-        self._line_cache: OrderedDict[int, tuple[Signature, list[str]]] = OrderedDict()
+        self._line_cache: OrderedDict[int, _FileLines] = OrderedDict()
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -745,33 +754,37 @@ class StoreState(MemoryModel):
         shard = self.shards[index]
         if not shard.disk_count:
             return None
-        order = shard.disk_keys if shard.disk_keys is not None else shard.keys
-        try:
-            position = order.index(key)
-        except ValueError:
+        cached = self._cached_file(index)
+        if cached is None:
             return None
-        if position >= shard.disk_count:
-            return None
-        lines = self._file_lines(index)
-        return lines[position] if lines is not None else None
+        if cached.positions is None:
+            # The file's keys in order; for one file (one signature) they never change.
+            order = shard.disk_keys if shard.disk_keys is not None else shard.keys
+            cached.positions = {k: at for at, k in enumerate(order[: shard.disk_count])}
+        position = cached.positions.get(key)
+        return None if position is None else cached.lines[position]
 
     def _file_lines(self, index: int) -> list[str] | None:
         """Return the lines of shard ``index``'s file, from a small cache of recent shards."""
+        cached = self._cached_file(index)
+        return None if cached is None else cached.lines
+
+    def _cached_file(self, index: int) -> _FileLines | None:
         shard = self.shards[index]
         if shard.signature is None or shard.path is None:
             return None
         cache = self._line_cache
         cached = cache.get(index)
-        if cached is not None and cached[0] == shard.signature:
+        if cached is not None and cached.signature == shard.signature:
             cache.move_to_end(index)
-            return cached[1]
+            return cached
         lines = self.files.read_lines(shard.path, shard.signature)
         if lines is None or len(lines) != shard.disk_count:
             return None
-        cache[index] = (shard.signature, lines)
+        cached = cache[index] = _FileLines(shard.signature, lines)
         if len(cache) > _LINE_CACHE:
             cache.popitem(last=False)
-        return lines
+        return cached
 
     def _journal(self) -> Journal:
         """Return the journal, creating it (durably) on first use; the store lock is held."""
