@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from harness import Scratch, Workload, os_only_replace
+from harness import Scratch, Workload, floor, os_only_replace
 
 # The linkat that names an O_TMPFILE file: os.link cannot (core's docstring says why).
 from persistkit.core._syscalls import link_open_file
@@ -219,28 +219,12 @@ def _parts_workload(ops: int) -> Workload:
     baseline = "sqlite3 WAL + synchronous=FULL"
     workload = Workload("IODict durable set: the protocol's parts, os-only", ops, baseline)
 
-    def flush_only(directory: Path, n: int) -> None:
-        fd = os.open(directory / "log", os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            for _ in range(n):
-                os.pwrite(fd, RAW, 0)
-                os.fdatasync(fd)
-        finally:
-            os.close(fd)
-
     def publish_only(directory: Path, n: int) -> None:
         for i in range(n):
             _publish_new(directory, i)
 
     def flush_then_publish(directory: Path, n: int) -> None:
-        fd = os.open(directory / "log", os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            for i in range(n):
-                os.pwrite(fd, RAW, 0)
-                os.fdatasync(fd)
-                _publish_new(directory, i)
-        finally:
-            os.close(fd)
+        floor(directory, n, after_each=lambda i: _publish_new(directory, i))
 
     def persistkit(directory: Path, n: int) -> None:
         store = IODict(directory / "store")
@@ -248,7 +232,7 @@ def _parts_workload(ops: int) -> Workload:
             store[f"key{i}"] = VALUE
 
     workload.add(baseline, _sqlite_set, note="durable")
-    workload.add("floor: 100 B overwrite + fdatasync", flush_only, note="the flush")
+    workload.add("floor: 100 B overwrite + fdatasync", floor, note="the flush")
     workload.add("publish a new item, no flush", publish_only, note="O_TMPFILE, 2 xattrs, link")
     workload.add("flush, then publish", flush_then_publish, note="the protocol, os-only")
     workload.add("persistkit IODict (durable)", persistkit, note="the protocol, and the index")

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import workers
-from harness import Workload
+from harness import Workload, floor
 
 from persistkit.core import Journal
 
@@ -69,18 +69,6 @@ print("done", flush=True)
 
 
 # -- the floor and the os-only variants -------------------------------------------------------
-
-
-def floor(directory: Path, n: int) -> None:
-    fd = os.open(directory / "floor", os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        os.pwrite(fd, PAYLOAD, 0)
-        os.fsync(fd)
-        for _ in range(n):
-            os.pwrite(fd, PAYLOAD, 0)
-            os.fdatasync(fd)
-    finally:
-        os.close(fd)
 
 
 def append_fdatasync(directory: Path, n: int) -> None:

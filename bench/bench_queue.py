@@ -23,14 +23,13 @@ returns):
 from __future__ import annotations
 
 import importlib
-import os
 import sqlite3
 import statistics
 from pathlib import Path
 from typing import Any
 
 import workers
-from harness import Workload
+from harness import Workload, floor
 
 from persistkit.core import Journal
 from persistkit.iodict import DurableQueue
@@ -68,18 +67,6 @@ def _peer(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError:
         return None
-
-
-def floor(directory: Path, n: int) -> None:
-    fd = os.open(directory / "floor", os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        os.pwrite(fd, VALUE, 0)
-        os.fsync(fd)
-        for _ in range(n):
-            os.pwrite(fd, VALUE, 0)
-            os.fdatasync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- one process ------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import workers
-from harness import Workload, os_only_replace
+from harness import Workload, floor, os_only_replace
 
 from persistkit.tracker import POD, Tracker
 
@@ -268,16 +268,6 @@ def os_only_per_key(directory: Path, n: int) -> None:
 
 
 # -- one durable commit per task, one process and many ---------------------------------------
-
-
-def floor(directory: Path, n: int) -> None:
-    fd = os.open(directory / "floor", os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        for _ in range(n):
-            os.pwrite(fd, PAYLOAD, 0)
-            os.fdatasync(fd)
-    finally:
-        os.close(fd)
 
 
 def sqlite_tasks_setup(directory: Path, _n: int) -> None:

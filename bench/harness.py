@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+FLOOR_PAYLOAD = b"f" * 100
+
 Run = Callable[[Path, int], object]
 """A case body: do ``n`` operations inside the given fresh directory."""
 
@@ -135,6 +137,26 @@ def record(workload: Workload, module: str) -> dict[str, object]:
             for case in workload.cases
         ],
     }
+
+
+def floor(directory: Path, n: int, *, after_each: Callable[[int], object] | None = None) -> None:
+    """The disk's floor for one durable commit: ``n`` overwrites of 100 B in one spot, each
+    followed by ``fdatasync`` (and by ``after_each(i)``, for a protocol built on it).
+
+    The spot is written and flushed once before the loop, so no iteration pays for
+    allocating it.
+    """
+    fd = os.open(directory / "floor", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        os.pwrite(fd, FLOOR_PAYLOAD, 0)
+        os.fsync(fd)
+        for i in range(n):
+            os.pwrite(fd, FLOOR_PAYLOAD, 0)
+            os.fdatasync(fd)
+            if after_each is not None:
+                after_each(i)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:
