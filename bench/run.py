@@ -6,6 +6,9 @@ report is also written to ``bench/results/latest.md``, and the measurements to
 ``bench/results/latest.json`` (which ``bench/plots.py`` draws). ``--only TEXT`` keeps the
 tables whose title holds TEXT, e.g. ``--only "8 processes"``, and leaves out the costly extra
 reports (a module's ``brief_report`` of what was measured, such as commits per flush, stays).
+
+A table whose measurement raises is reported as not measured and the run goes on (a long run
+is not lost to one table); the run then exits with status 1 and does not count as complete.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -56,6 +60,7 @@ def main() -> int:
         "complete": not args.quick and not args.only and sorted(names) == every,
     }
     workloads = []
+    failed: list[str] = []
     scratch = Scratch()
     try:
         for name in names:
@@ -63,7 +68,17 @@ def main() -> int:
             for workload in module.workloads(args.quick):
                 if args.only and not any(text in workload.title for text in args.only):
                     continue
-                measure(workload, scratch, args.repeats)
+                try:
+                    measure(workload, scratch, args.repeats)
+                except Exception as error:  # any failure: report the table, measure the rest
+                    traceback.print_exc()
+                    rendered = (
+                        f"### {workload.title}\n\nNot measured: {type(error).__name__}: {error}\n"
+                    )
+                    print(rendered, flush=True)
+                    report.append(rendered)
+                    failed.append(workload.title)
+                    continue
                 rendered = table(workload)
                 print(rendered, flush=True)
                 report.append(rendered)
@@ -86,7 +101,11 @@ def main() -> int:
     results.mkdir(exist_ok=True)
     (results / "latest.md").write_text("\n".join(report))
     measured["workloads"] = workloads
+    measured["complete"] = measured["complete"] and not failed
     (results / "latest.json").write_text(json.dumps(measured, indent=1))
+    if failed:
+        print("Not measured: " + "; ".join(failed), file=sys.stderr)
+        return 1
     return 0
 
 
