@@ -13,9 +13,9 @@ time (group commit). Only then are files the record made useless removed (write-
 - an item that cannot be decoded is moved to the dead-letter area (durably), then a record
   says so.
 
-The files are the last checkpoint: when the journal holds about 1 MiB, the process that
-notices writes the state the records reached (items still waiting, leases, counters) into
-the files, durably, and lets the journal start again empty.
+The files are the last checkpoint: when the journal holds about 512 KiB, the process that
+notices writes the state the records reached (items still waiting, in one segment file;
+leases; counters) into the files, durably, and lets the journal start again empty.
 """
 
 from __future__ import annotations
@@ -343,9 +343,10 @@ class DurableQueue(Generic[T]):
     def checkpoint(self) -> None:
         """Write the queue's state into its files and empty its journal.
 
-        This happens by itself whenever the journal holds about 1 MiB; call it to leave the
-        folder with every item in its own file (nothing pending in the journal). When it
-        returns the files hold the whole state, durably with the default durability.
+        This happens by itself whenever the journal holds about 512 KiB; call it to leave the
+        folder with every waiting item in a segment file (nothing pending in the journal) and
+        no segment whose items have all left. When it returns the files hold the whole
+        state, durably with the default durability.
         """
         self._check_open()
         if not self._open_journal(create=False):
