@@ -103,8 +103,8 @@ class QueueFiles:
     def own_file(self, state: QueueState, item: int) -> str | None:
         """Return the file of ``item`` alone, or None when it has none.
 
-        An item has a file of its own when a checkpoint of persistkit 0.2.0 or older, or
-        iodict 0.0.8, wrote it; later checkpoints put items in segments.
+        An item has a file of its own when persistkit 0.1 or iodict 0.0.8 wrote it;
+        checkpoints since put items in segments.
         """
         path = self.item_path(item)
         if os.path.lexists(path):
@@ -283,7 +283,9 @@ class QueueFiles:
         the segments all of whose items left. The caller recycles the journal afterwards.
         """
         on_disk = list_leases(self.leases)
-        with Batch(durability=self._durability) as batch:
+        # One segment and the leases that changed: a few files, each fsynced, rather than a
+        # syncfs that would also write back every other program's data on the disk.
+        with Batch(durability=self._durability, flush="files") as batch:
             if state.pending:
                 items = sorted(state.pending.items())
                 batch.write_bytes(
