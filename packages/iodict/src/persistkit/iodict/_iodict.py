@@ -666,8 +666,7 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
             os.close(fd)
 
     def _new_stamp(self, writer: IndexWriter) -> Stamp:
-        state = writer.state
-        last = writer.view.slot(state.count - 1).stamp if state.count else (0, 0)
+        last = writer.last_stamp
         epoch = self._clock.epoch(lambda: last[0])
         ns = self._clock.next_ns()
         if epoch == last[0]:
@@ -685,9 +684,11 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         slot = writer.view.find(key_bytes, None, writer.state)
         return None if slot is None else Stamp.from_sort_key(slot.stamp)
 
-    def _stage(self, writer: IndexWriter, key_bytes: bytes, known: Stamp | None) -> Stamp:
-        """Return the stamp for writing ``key_bytes``; a new key gets a slot appended."""
-        stamp = known or self._existing_stamp(writer, self._item_path(key_bytes), key_bytes)
+    def _stage(
+        self, writer: IndexWriter, key_bytes: bytes, path: str, known: Stamp | None
+    ) -> Stamp:
+        """Return the stamp for writing ``key_bytes`` at ``path``; a new key gets a slot."""
+        stamp = known or self._existing_stamp(writer, path, key_bytes)
         if stamp is None:
             stamp = self._new_stamp(writer)
             writer.append(key_bytes, stamp.sort_key())
@@ -696,8 +697,10 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
     def _put(self, writer: IndexWriter, pairs: list[tuple[bytes, bytes]]) -> None:
         """Write items (journaled first when durable); the caller holds the lock."""
         staged: dict[bytes, Stamp] = {}
+        paths: dict[bytes, str] = {}
         for key_bytes, _ in pairs:
-            staged[key_bytes] = self._stage(writer, key_bytes, staged.get(key_bytes))
+            path = paths.get(key_bytes) or paths.setdefault(key_bytes, self._item_path(key_bytes))
+            staged[key_bytes] = self._stage(writer, key_bytes, path, staged.get(key_bytes))
         durability = self._item_durability
         if self._journaled and sum(len(payload) for _, payload in pairs) > _LARGEST_JOURNALED:
             self._checkpoint_if_needed()
@@ -708,7 +711,7 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
             key_bytes, payload = pairs[0]
             content, attrs = self._layout.encode(key_bytes, staged[key_bytes], payload)
             write_bytes(
-                self._item_path(key_bytes),
+                paths[key_bytes],
                 content,
                 durability=durability,
                 follow_symlinks=False,
@@ -718,9 +721,7 @@ class IODict(BaseClass, MutableMapping[KT, VT]):
         with Batch(durability=durability) as batch:
             for key_bytes, payload in pairs:
                 content, attrs = self._layout.encode(key_bytes, staged[key_bytes], payload)
-                batch.write_bytes(
-                    self._item_path(key_bytes), content, follow_symlinks=False, xattrs=attrs
-                )
+                batch.write_bytes(paths[key_bytes], content, follow_symlinks=False, xattrs=attrs)
 
     def __setitem__(self, key: KT, value: VT) -> None:
         """Store ``value`` under ``key``: atomic, and durable with the default durability.

@@ -258,7 +258,8 @@ class OrderIndex:
                 raise DamagedIndexError("the index just written cannot be opened")
         assert view is not None  # trusted, or just written and opened
         assert self._view_fds is not None  # set together with the view
-        return IndexWriter(view, *self._view_fds)
+        # A state read to trust the files is the writer's; after a rebuild, read it anew.
+        return IndexWriter(view, *self._view_fds, state=None if pending else state)
 
     def replay_point(self) -> int | None:
         """Where the journal's records may stop being in the items: None for anywhere.
