@@ -38,9 +38,10 @@ WRITERS = 8
 RECORD = 128  # 100 B padded as the journal pads, plus its head, rounded for the os-only cases
 
 _commits_per_flush: dict[str, list[float]] = {}
-_cpu_per_commit: dict[str, list[float]] = {}
+_cpu = workers.CpuPerOp()
 
-WORKER = r"""
+WORKER = (
+    r"""
 import sqlite3, sys
 kind, path, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 payload = b"j" * 100
@@ -55,17 +56,11 @@ else:
     def op(i):
         # A new value each time: sqlite3 skips the commit of an UPDATE that changes nothing.
         db.execute("UPDATE t SET v = ? WHERE k = ?", (f"{i:0100d}", name))
-import os, time
-print("ready", flush=True)
-sys.stdin.readline()
-before = time.process_time()
-for i in range(count):
-    op(i)
-cpu = time.process_time() - before
-with open(os.path.join(os.path.dirname(path), f"cpu-{name}"), "w") as report:
-    report.write(repr(cpu))
-print("done", flush=True)
 """
+    + workers.BEGIN
+    + "for i in range(count):\n    op(i)\n"
+    + workers.DONE
+)
 
 
 # -- the floor and the os-only variants -------------------------------------------------------
@@ -160,15 +155,6 @@ def _record_group_commit(case: str, directory: Path) -> None:
     _commits_per_flush.setdefault(case, []).append(stats.records / max(stats.flushes, 1))
 
 
-def _record_cpu(case: str, seconds: float, commits: int) -> None:
-    _cpu_per_commit.setdefault(case, []).append(seconds / max(commits, 1))
-
-
-def _record_workers_cpu(case: str, directory: Path, n: int) -> None:
-    seconds = sum(float(report.read_text()) for report in directory.glob("cpu-w*"))
-    _record_cpu(case, seconds, n // WRITERS * WRITERS)
-
-
 def journal_threads(directory: Path, n: int) -> None:
     before = time.process_time()
     with Journal(directory / "journal") as journal:
@@ -183,7 +169,7 @@ def journal_threads(directory: Path, n: int) -> None:
         for thread in threads:
             thread.join()
     cpu = time.process_time() - before
-    _record_cpu("8 threads, one Journal", cpu, n // WRITERS * WRITERS)
+    _cpu.add("8 threads, one Journal", cpu, n // WRITERS * WRITERS)
     _record_group_commit("8 threads, one Journal", directory)
 
 
@@ -200,8 +186,8 @@ def journal_processes_setup(directory: Path, n: int) -> None:
 
 
 def journal_processes(directory: Path, n: int) -> None:
-    workers.run(directory)
-    _record_workers_cpu("8 processes, one Journal", directory, n)
+    cpu = workers.run(directory)
+    _cpu.add("8 processes, one Journal", cpu, n // WRITERS * WRITERS)
     _record_group_commit("8 processes, one Journal", directory)
 
 
@@ -218,8 +204,8 @@ def sqlite_processes_setup(directory: Path, n: int) -> None:
 
 
 def sqlite_processes(directory: Path, n: int) -> None:
-    workers.run(directory)
-    _record_workers_cpu("sqlite3, 8 processes", directory, n)
+    cpu = workers.run(directory)
+    _cpu.add("sqlite3, 8 processes", cpu, n // WRITERS * WRITERS)
 
 
 def workloads(quick: bool) -> list[Workload]:
@@ -284,17 +270,7 @@ def extra_report(quick: bool) -> str:
     ]
     for case, ratios in _commits_per_flush.items():
         lines.append(f"| {case} | {statistics.median(ratios):.2f} |")
-    lines += [
-        "",
-        "CPU time per commit in the 8-writer workload (user + system, every writer, median",
-        "over the repeats): with 8 writers on few cores, commits/s cannot exceed the cores",
-        "this run got divided by it.",
-        "",
-        "| case | CPU per commit |",
-        "|---|--:|",
-    ]
-    for case, seconds in _cpu_per_commit.items():
-        lines.append(f"| {case} | {statistics.median(seconds) * 1e6:.0f} us |")
+    lines += _cpu.report("8-writer workload", "commit")
     return "\n".join(lines) + "\n"
 
 

@@ -40,7 +40,8 @@ JOURNAL = ".persistkit-queue.journal"
 
 _commits_per_flush: dict[str, list[float]] = {}
 
-WORKER = r"""
+WORKER = (
+    r"""
 import sqlite3, sys
 kind, path, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 value = b"q" * 100
@@ -54,12 +55,12 @@ else:
     db.execute("PRAGMA synchronous=FULL")
     def op(value):
         db.execute("INSERT INTO q (v) VALUES (?)", (value,))
-print("ready", flush=True)
-sys.stdin.readline()
-for _ in range(count):
-    op(value)
-print("done", flush=True)
 """
+    + workers.BEGIN
+    + "for _ in range(count):\n    op(value)\n"
+    + workers.DONE
+)
+_cpu = workers.CpuPerOp()
 
 
 def _peer(name: str) -> Any:
@@ -222,10 +223,10 @@ def queue_producers_setup(directory: Path, n: int) -> None:
     )
 
 
-def queue_producers(directory: Path, _n: int) -> None:
+def queue_producers(directory: Path, n: int) -> None:
     with Journal(directory / "q" / JOURNAL) as journal:
         before = journal.stats()
-    workers.run(directory)
+    _cpu.add("DurableQueue, 8 processes", workers.run(directory), n // PRODUCERS * PRODUCERS)
     with Journal(directory / "q" / JOURNAL) as journal:
         after = journal.stats()
     flushes = max(after.flushes - before.flushes, 1)
@@ -246,8 +247,8 @@ def sqlite_producers_setup(directory: Path, n: int) -> None:
     )
 
 
-def sqlite_producers(directory: Path, _n: int) -> None:
-    workers.run(directory)
+def sqlite_producers(directory: Path, n: int) -> None:
+    _cpu.add("sqlite3, 8 processes", workers.run(directory), n // PRODUCERS * PRODUCERS)
 
 
 def _producers_workload(ops: int) -> Workload:
@@ -292,6 +293,7 @@ def extra_report(quick: bool) -> str:
     ]
     for case, ratios in _commits_per_flush.items():
         lines.append(f"| {case} | {statistics.median(ratios):.2f} |")
+    lines += _cpu.report("8-producer workload", "put")
     return "\n".join(lines) + "\n"
 
 

@@ -296,7 +296,8 @@ def tracker_mark_done(directory: Path, n: int) -> None:
     tracker.close()
 
 
-WORKER = r"""
+WORKER = (
+    r"""
 import sqlite3, sys
 kind, path, index, count, stride = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
 keys = range(index, count * stride, stride)
@@ -331,14 +332,15 @@ else:
             for key in keys:
                 if tracker.should_try(key):
                     tracker.mark_done(key)
-print("ready", flush=True)
-sys.stdin.readline()
-work()
-print("done", flush=True)
-sys.stdin.readline()
 """
+    + workers.BEGIN
+    + "work()\n"
+    + workers.DONE
+    + "sys.stdin.readline()\n"
+)
 
 _commits_per_flush: dict[str, list[float]] = {}
+_cpu = workers.CpuPerOp()
 
 
 def _old_env() -> dict[str, str]:
@@ -390,9 +392,11 @@ def _workers(kind: str, count: int, *, old: bool = False) -> tuple[Any, Any]:
             env=_old_env() if old else None,
         )
 
-    def run(directory: Path, _n: int) -> None:
+    def run(directory: Path, n: int) -> None:
         # The clock stops at "done": closing (a checkpoint of the shards) happens outside it.
-        workers.run(directory, then_exit=True)
+        cpu = workers.run(directory, then_exit=True)
+        case = f"{kind}{' (before the journal)' if old else ''}, {count} processes"
+        _cpu.add(case, cpu, n // count * count)
         if not sqlite and not old:
             _record_group_commit(f"{kind}, {count} processes", directory)
 
@@ -477,19 +481,19 @@ def workloads(quick: bool) -> list[Workload]:
     many.add("floor, one process: 100 B overwrite + fdatasync", floor)
 
     tasks_name = f"sqlite3, {WORKERS} processes"
-    workers = Workload(
+    per_task = Workload(
         f"tracker: {WORKERS} workers, should_try + mark_done per task, no sync (tasks/s)",
         2 * syncs,
         tasks_name,
     )
     setup, run = _workers("sqlite-tasks", WORKERS)
-    workers.add(tasks_name, run, setup=setup, note="WAL, synchronous=NORMAL")
+    per_task.add(tasks_name, run, setup=setup, note="WAL, synchronous=NORMAL")
     setup, run = _workers("tracker-tasks", WORKERS)
-    workers.add(f"persistkit SharedTracker, {WORKERS} processes", run, setup=setup)
+    per_task.add(f"persistkit SharedTracker, {WORKERS} processes", run, setup=setup)
     if OLD_TRACKER:
         setup, run = _workers("tracker-tasks", WORKERS, old=True)
-        workers.add("the earlier SharedTracker", run, setup=setup, note=OLD_TRACKER)
-    return [batched, per_key, reopen, mark_done, many, workers]
+        per_task.add("the earlier SharedTracker", run, setup=setup, note=OLD_TRACKER)
+    return [batched, per_key, reopen, mark_done, many, per_task]
 
 
 # -- what does not fit a rate ----------------------------------------------------------------
@@ -601,4 +605,5 @@ def brief_report(quick: bool) -> str:
     lines += ["| case | commits per flush |", "|---|--:|"]
     for case, ratios in _commits_per_flush.items():
         lines.append(f"| {case} | {statistics.median(ratios):.2f} |")
+    lines += _cpu.report("multi-process workloads", "operation")
     return "\n".join(lines) + "\n"

@@ -101,7 +101,8 @@ def _mark_done(kind: str) -> Any:
     return run
 
 
-WORKER = r"""
+WORKER = (
+    r"""
 import os, sys
 kind, location, index, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 if kind == "folder":
@@ -114,8 +115,9 @@ tracker.add_if_absent("probe")  # the first sync pays the S3 backend's one-time 
 tracker.sync()
 claims = kind == "claims"
 keys = [key for key in range(int(sys.argv[5])) if claims or key % count == index]
-print("ready", flush=True)
-sys.stdin.readline()
+"""
+    + workers.BEGIN
+    + r"""
 for key in keys:
     if claims:
         if tracker.done(key) or not tracker.should_try(key):
@@ -124,10 +126,10 @@ for key in keys:
         tracker.increment_tries(key)
     tracker.mark_done(key)
     tracker.sync()
-print("done", flush=True)
-sys.stdin.readline()
-tracker.close()
 """
+    + workers.DONE
+    + "sys.stdin.readline()\ntracker.close()\n"
+)
 
 
 def _job(kind: str) -> tuple[Any, Any]:
