@@ -23,8 +23,9 @@ from types import ModuleType
 
 from harness import Scratch, Workload, floor, os_only_replace
 
-# The linkat that names an O_TMPFILE file: os.link cannot (core's docstring says why).
-from persistkit.core._syscalls import link_open_file
+# The linkat that names an O_TMPFILE file: os.link cannot (core's docstring says why);
+# syncfs, which the os module lacks before Python 3.14.
+from persistkit.core._syscalls import link_open_file, syncfs
 from persistkit.iodict import IODict
 
 VALUE = "x" * 100
@@ -214,6 +215,19 @@ def _publish_new(directory: Path, i: int) -> None:
         os.close(fd)
 
 
+# About how many 100 B sets fill the part of IODict's journal after which it checkpoints.
+CHECKPOINT_EVERY = 1000
+
+
+def _syncfs(directory: Path) -> None:
+    """Write back and flush everything on the filesystem, as an IODict checkpoint does."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        syncfs(fd)
+    finally:
+        os.close(fd)
+
+
 def _parts_workload(ops: int) -> Workload:
     """Whether "flush a record, then publish the item" can beat sqlite3 here: its parts, os-only."""
     baseline = "sqlite3 WAL + synchronous=FULL"
@@ -226,6 +240,14 @@ def _parts_workload(ops: int) -> Workload:
     def flush_then_publish(directory: Path, n: int) -> None:
         floor(directory, n, after_each=lambda i: _publish_new(directory, i))
 
+    def and_checkpoint(directory: Path, n: int) -> None:
+        def publish(i: int) -> None:
+            _publish_new(directory, i)
+            if i % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1 or i == n - 1:
+                _syncfs(directory)
+
+        floor(directory, n, after_each=publish)
+
     def persistkit(directory: Path, n: int) -> None:
         store = IODict(directory / "store")
         for i in range(n):
@@ -235,6 +257,11 @@ def _parts_workload(ops: int) -> Workload:
     workload.add("floor: 100 B overwrite + fdatasync", floor, note="the flush")
     workload.add("publish a new item, no flush", publish_only, note="O_TMPFILE, 2 xattrs, link")
     workload.add("flush, then publish", flush_then_publish, note="the protocol, os-only")
+    workload.add(
+        "flush, then publish; the items flushed every 1,000",
+        and_checkpoint,
+        note="the protocol and its checkpoint (syncfs), os-only",
+    )
     workload.add("persistkit IODict (durable)", persistkit, note="the protocol, and the index")
     return workload
 
