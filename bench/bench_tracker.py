@@ -395,10 +395,11 @@ def _workers(kind: str, count: int, *, old: bool = False) -> tuple[Any, Any]:
     def run(directory: Path, n: int) -> None:
         # The clock stops at "done": closing (a checkpoint of the shards) happens outside it.
         cpu = workers.run(directory, then_exit=True)
-        case = f"{kind}{' (before the journal)' if old else ''}, {count} processes"
+        processes = f"{count} process{'es' if count > 1 else ''}"
+        case = f"{kind}{' (before the journal)' if old else ''}, {processes}"
         _cpu.add(case, cpu, n // count * count)
         if not sqlite and not old:
-            _record_group_commit(f"{kind}, {count} processes", directory)
+            _record_group_commit(f"{kind}, {processes}", directory)
 
     return setup, run
 
@@ -480,6 +481,18 @@ def workloads(quick: bool) -> list[Workload]:
         many.add("the earlier SharedTracker", run, setup=setup, note=OLD_TRACKER)
     many.add("floor, one process: 100 B overwrite + fdatasync", floor)
 
+    # How a SharedTracker's cost grows with the processes sharing it (and its lock).
+    alone = "persistkit SharedTracker, 1 process"
+    scaling = Workload(
+        "tracker: SharedTracker with 1, 2, 4 and 8 processes, mark_done + sync each (total)",
+        4 * syncs,
+        alone,
+    )
+    for count in (1, 2, 4, 8):
+        setup, run = _workers("tracker-done", count)
+        name = alone if count == 1 else f"persistkit SharedTracker, {count} processes"
+        scaling.add(name, run, setup=setup)
+
     tasks_name = f"sqlite3, {WORKERS} processes"
     per_task = Workload(
         f"tracker: {WORKERS} workers, should_try + mark_done per task, no sync (tasks/s)",
@@ -493,7 +506,7 @@ def workloads(quick: bool) -> list[Workload]:
     if OLD_TRACKER:
         setup, run = _workers("tracker-tasks", WORKERS, old=True)
         per_task.add("the earlier SharedTracker", run, setup=setup, note=OLD_TRACKER)
-    return [batched, per_key, reopen, mark_done, many, per_task]
+    return [batched, per_key, reopen, mark_done, many, scaling, per_task]
 
 
 # -- what does not fit a rate ----------------------------------------------------------------
