@@ -470,28 +470,24 @@ def workloads(quick: bool) -> list[Workload]:
 
     many_name = f"sqlite3, {PROCESSES} processes, one UPDATE per transaction"
     many = Workload(
-        f"tracker: {PROCESSES} processes, mark_done + sync each (total)", 4 * syncs, many_name
+        f"tracker: mark_done + sync in {PROCESSES} processes, and SharedTracker in 1, 2 and 4 "
+        "(total)",
+        4 * syncs,
+        many_name,
     )
     setup, run = _workers("sqlite-done", PROCESSES)
     many.add(many_name, run, setup=setup, note="WAL, FULL")
     setup, run = _workers("tracker-done", PROCESSES)
     many.add(f"persistkit SharedTracker, {PROCESSES} processes", run, setup=setup)
+    # How a SharedTracker's rate and CPU move with the processes sharing it (and its lock).
+    for count in (1, 2, 4):
+        setup, run = _workers("tracker-done", count)
+        plural = "es" if count > 1 else ""
+        many.add(f"persistkit SharedTracker, {count} process{plural}", run, setup=setup)
     if OLD_TRACKER:
         setup, run = _workers("tracker-done", PROCESSES, old=True)
         many.add("the earlier SharedTracker", run, setup=setup, note=OLD_TRACKER)
     many.add("floor, one process: 100 B overwrite + fdatasync", floor)
-
-    # How a SharedTracker's cost grows with the processes sharing it (and its lock).
-    alone = "persistkit SharedTracker, 1 process"
-    scaling = Workload(
-        "tracker: SharedTracker with 1, 2, 4 and 8 processes, mark_done + sync each (total)",
-        4 * syncs,
-        alone,
-    )
-    for count in (1, 2, 4, 8):
-        setup, run = _workers("tracker-done", count)
-        name = alone if count == 1 else f"persistkit SharedTracker, {count} processes"
-        scaling.add(name, run, setup=setup)
 
     tasks_name = f"sqlite3, {WORKERS} processes"
     per_task = Workload(
@@ -506,7 +502,7 @@ def workloads(quick: bool) -> list[Workload]:
     if OLD_TRACKER:
         setup, run = _workers("tracker-tasks", WORKERS, old=True)
         per_task.add("the earlier SharedTracker", run, setup=setup, note=OLD_TRACKER)
-    return [batched, per_key, reopen, mark_done, many, scaling, per_task]
+    return [batched, per_key, reopen, mark_done, many, per_task]
 
 
 # -- what does not fit a rate ----------------------------------------------------------------

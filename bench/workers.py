@@ -105,8 +105,8 @@ class CpuPerOp:
         lines = [
             "",
             f"CPU time per {op} in the {workload} (user + system, every process, median over",
-            f"the repeats): with more processes than cores, {op}s/s cannot exceed the cores",
-            "this run got divided by it.",
+            f"the repeats): with more processes than cores, {op}s/s cannot exceed the number",
+            "of cores this run got divided by it.",
             "",
             f"| case | CPU per {op} |",
             "|---|--:|",
