@@ -188,6 +188,9 @@ def _as_key(raw: object, path: str) -> Key:
     raise IntegrityError(path, f"a key of type {kind.__name__} ({raw!r}) is not allowed")
 
 
+_PLAIN_KEY_TYPES = {str, int}
+
+
 def parse_shard(text: str, path: str) -> tuple[list[Key], list[Any]]:
     """Decode a shard file's text into its keys and values, in file order.
 
@@ -197,28 +200,31 @@ def parse_shard(text: str, path: str) -> tuple[list[Key], list[Any]]:
     body = text[:-1] if text.endswith("\n") else text
     if not body:
         return [], []
-    pairs: list[Any] | None = None
-    if "\\" not in body:
-        # Fast path: the whole file becomes one JSON document, decoded by one C call. A tab
-        # can only be the column separator here (JSON text never holds a raw tab inside a
-        # string), so the result is right exactly when it has one pair per line.
-        try:
-            pairs = _decode("[[" + body.replace("\t", ",").replace("\n", "],[") + "]]")
-        except ValueError:
-            pairs = None
-        if pairs is not None and (
-            len(pairs) != body.count("\n") + 1 or any(len(pair) != 2 for pair in pairs)
-        ):
-            pairs = None
-    if pairs is None:
-        pairs = _parse_lines(body, path)
-    keys: list[Key] = []
-    values: list[Any] = []
-    for raw_key, value in pairs:
-        kind = type(raw_key)
-        keys.append(raw_key if kind is str or kind is int else _as_key(raw_key, path))
-        values.append(value)
-    return keys, values
+    columns = _columns_at_once(body) if "\\" not in body else None
+    if columns is None:
+        columns = list(chain.from_iterable(_parse_lines(body, path)))
+    keys = columns[0::2]
+    if not set(map(type, keys)) <= _PLAIN_KEY_TYPES:
+        keys = [_as_key(key, path) for key in keys]
+    return keys, columns[1::2]
+
+
+def _columns_at_once(body: str) -> list[Any] | None:
+    """Every line's key and value, in order, decoded by one C call; None if that cannot tell.
+
+    The whole file becomes one JSON array with tabs and newlines as commas. JSON text never
+    holds a raw tab, so with one tab per line every tab is a column separator; a column that
+    holds no JSON value is not JSON, so each line gives at least two values, and exactly two
+    values per line means every line is one key and one value.
+    """
+    lines = body.count("\n") + 1
+    if body.count("\t") != lines:
+        return None
+    try:
+        columns: list[Any] = _decode("[" + body.replace("\t", ",").replace("\n", ",") + "]")
+    except ValueError:
+        return None
+    return columns if len(columns) == 2 * lines else None
 
 
 def _parse_lines(body: str, path: str) -> list[Any]:
