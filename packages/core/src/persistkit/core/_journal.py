@@ -37,6 +37,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from persistkit.core import _fs
 from persistkit.core._durability import Durability, check_durability
@@ -91,9 +92,8 @@ _PAGE = 4096
 _ZEROS = bytes(1 << 20)
 
 
-@dataclass(frozen=True, slots=True)
-class JournalRecord:
-    """One record read back from a journal.
+class JournalRecord(NamedTuple):
+    """One record read back from a journal (a named tuple: it also unpacks as three).
 
     Attributes:
         lsn: its position in the journal.

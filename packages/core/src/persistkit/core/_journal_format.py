@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from persistkit.core.errors import CorruptJournalError
 
@@ -40,12 +40,12 @@ MAX_RECORD = (1 << 31) - 1
 _HEADER = struct.Struct("<8sIIQQQ")
 _HEAD = struct.Struct("<QQQIII")
 _CRC = struct.Struct("<I")
+_HEAD_AND_CRC = struct.Struct("<QQQIIII")
 HEAD_SIZE = _HEAD.size + _CRC.size
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     """One epoch of the log: where its records start and what marks them as its own."""
 
     slot: int
@@ -133,8 +133,7 @@ def read_header(fd: int, path: str) -> Header:
     raise CorruptJournalError(path, 0, reason)
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """A record found in the log."""
 
     lsn: int
@@ -147,14 +146,14 @@ class Record:
 
 def _record_in(buffer: bytes, at: int, lsn: int, salt: int) -> Record | None:
     """The record of this epoch (``salt``) at ``lsn`` starting at ``buffer[at]``, if whole."""
+    # Written out (one unpack, the size inline): catching up runs this for every record.
     if at + HEAD_SIZE > len(buffer):
         return None
-    salt_at, lsn_at, flushed, length, _nonce, prev = _HEAD.unpack_from(buffer, at)
-    size = record_size(length)
+    salt_at, lsn_at, flushed, length, _nonce, prev, crc = _HEAD_AND_CRC.unpack_from(buffer, at)
+    size = HEAD_SIZE + ((length + ALIGN - 1) & ~(ALIGN - 1))
     if salt_at != salt or lsn_at != lsn or at + size > len(buffer):
         return None
     data = buffer[at + HEAD_SIZE : at + HEAD_SIZE + length]
-    (crc,) = _CRC.unpack_from(buffer, at + _HEAD.size)
     if zlib.crc32(data, zlib.crc32(buffer[at : at + _HEAD.size])) != crc:
         return None
     return Record(lsn, lsn + size, flushed, prev, crc, data)
