@@ -682,7 +682,9 @@ class StoreState(MemoryModel):
         changed = self.change_count()
         if not changed:
             return 0
-        if changed < CHECKPOINT_KEYS:
+        # Reading a value marks it, so a store open for reading compares as well: only a
+        # value really changed may refuse, however many were read.
+        if changed < CHECKPOINT_KEYS or self.files.read_only:
             changes = self.collect()
             if not changes:
                 self.forget_changes()
