@@ -146,11 +146,11 @@ class Record(NamedTuple):
 
 def _record_in(buffer: bytes, at: int, lsn: int, salt: int) -> Record | None:
     """The record of this epoch (``salt``) at ``lsn`` starting at ``buffer[at]``, if whole."""
-    # Written out (one unpack, the size inline): catching up runs this for every record.
+    # One unpack of the head and its checksum: catching up runs this for every record.
     if at + HEAD_SIZE > len(buffer):
         return None
     salt_at, lsn_at, flushed, length, _nonce, prev, crc = _HEAD_AND_CRC.unpack_from(buffer, at)
-    size = HEAD_SIZE + ((length + ALIGN - 1) & ~(ALIGN - 1))
+    size = record_size(length)
     if salt_at != salt or lsn_at != lsn or at + size > len(buffer):
         return None
     data = buffer[at + HEAD_SIZE : at + HEAD_SIZE + length]

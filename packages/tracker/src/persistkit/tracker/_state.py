@@ -682,8 +682,8 @@ class StoreState(MemoryModel):
         changed = self.change_count()
         if not changed:
             return 0
-        # Reading a value marks it, so a store open for reading compares as well: only a
-        # value really changed may refuse, however many were read.
+        # Reading a value marks it, and a store open for reading can never checkpoint (which
+        # compares whole shards): it compares key by key, so only a real change refuses.
         if changed < CHECKPOINT_KEYS or self.files.read_only:
             changes = self.collect()
             if not changes:
