@@ -29,7 +29,13 @@ from persistkit.core import (
 )
 from persistkit.core.errors import InvalidArgumentError
 from persistkit.core.pytest_plugin import StartCluster, StartSeaweed
-from persistkit.core.testing import Fault, S3Endpoint, S3FaultProxy, run_until_killed
+from persistkit.core.testing import (
+    Fault,
+    S3Endpoint,
+    S3FaultProxy,
+    open_sockets,
+    run_until_killed,
+)
 from persistkit.store import CorruptFileError, TransactionConflictError
 
 
@@ -154,6 +160,18 @@ def test_a_damaged_header_is_a_corrupt_value_and_the_object_is_kept(
         store.open(objects, key="s", default=0)
     assert caught.value.path == f"{objects.location}/s"
     assert objects.get("s").data == data
+
+
+def test_a_url_whose_object_is_damaged_leaves_no_connection_open(
+    s3_server: S3Endpoint, s3_bucket: str, s3_environment: S3Endpoint
+) -> None:
+    # The object store opened from the URL is the store's: a caller that keeps the error
+    # (and its traceback) must not keep the connections.
+    s3_server.client().put_object(Bucket=s3_bucket, Key="jobs/s", Body=b"persistkit-store/1 x\n1")
+    before = open_sockets()
+    with pytest.raises(CorruptFileError) as caught:
+        store.open(f"s3://{s3_bucket}/jobs/s")
+    assert open_sockets() <= before, caught.value
 
 
 # -- transactions: compare-and-swap ---------------------------------------------------------

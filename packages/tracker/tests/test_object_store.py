@@ -22,8 +22,21 @@ import pytest
 from persistkit.core import LocalObjectStore, ObjectStore, OutcomeUnknownError
 from persistkit.core.errors import InvalidArgumentError, SerializationError
 from persistkit.core.pytest_plugin import StartSeaweed
-from persistkit.core.testing import Fault, S3Endpoint, S3FaultProxy, run_until_killed
-from persistkit.tracker import POD, ReadOnlyStoreError, SharedTracker, Tracker, _object_state
+from persistkit.core.testing import (
+    Fault,
+    S3Endpoint,
+    S3FaultProxy,
+    open_sockets,
+    run_until_killed,
+)
+from persistkit.tracker import (
+    POD,
+    IntegrityError,
+    ReadOnlyStoreError,
+    SharedTracker,
+    Tracker,
+    _object_state,
+)
 
 OpenStore = Callable[[], ObjectStore]
 
@@ -277,6 +290,19 @@ class LaggingListing(LocalObjectStore):
 
     def list(self, prefix: str = "", **options: Any) -> Iterator[str]:
         return (key for key in super().list(prefix, **options) if key not in self.hidden)
+
+
+@pytest.mark.s3
+def test_a_url_whose_store_fails_to_open_leaves_no_connection_open(
+    s3_environment: S3Endpoint, s3_bucket: str
+) -> None:
+    # What it opened from the URL is the tracker's to close, also when opening fails: a
+    # caller that keeps the error (and so its traceback) must not keep the connections.
+    s3_environment.client().put_object(Bucket=s3_bucket, Key="job/checkpoint", Body=b"{not")
+    before = open_sockets()
+    with pytest.raises(IntegrityError) as raised:
+        Tracker(f"s3://{s3_bucket}/job")
+    assert open_sockets() <= before, raised.value
 
 
 def test_a_record_the_listing_does_not_show_yet_is_read_all_the_same(tmp_path: Path) -> None:

@@ -28,8 +28,9 @@ hook that seam:
   the faults a server gives only by bad luck (a reply lost after the write was applied, a
   dropped connection, a condition ignored).
 - `leftovers` and `snapshot_tree` tell what a crash left behind and whether a read changed
-  anything. The pytest plugin `persistkit.core.pytest_plugin` (registered automatically when
-  pytest runs) wraps these in fixtures.
+  anything; `open_sockets` whether a failed open left a connection behind. The pytest
+  plugin `persistkit.core.pytest_plugin` (registered automatically when pytest runs) wraps
+  these in fixtures.
 - `power_cut_fs` mounts the power-cut filesystem (a FUSE filesystem that keeps what a power
   cut would leave: unflushed data *and* unflushed directory entries are lost at a cut);
   `cut_at_every_barrier`, `cut_at_random_points` and `cut_processes` drive cuts through an
@@ -107,6 +108,7 @@ __all__ = [
     "kill_hard",
     "leftovers",
     "mount_tmpfs",
+    "open_sockets",
     "power_cut_fs",
     "record_calls",
     "run_until_killed",
@@ -450,6 +452,22 @@ def leftovers(directory: str | os.PathLike[str], *, recursive: bool = False) -> 
             if _names.is_temp_name(name):
                 found.append(os.path.relpath(os.path.join(folder, name), root))
     return sorted(found)
+
+
+def open_sockets() -> set[str]:
+    """Return the sockets this process holds open, as ``/proc`` names them (Linux).
+
+    Compare the sets before and after an operation to see whether it left connections open.
+    """
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            name = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:
+            continue  # the listing's own descriptor, closed by now
+        if name.startswith("socket:"):
+            found.add(name)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,9 +163,13 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
             collections.OrderedDict()
         )
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        stored = self._read_meta()
-        self._meta_written = stored is not None
-        self._codec = resolve_recorded_format(format, stored, self._where)
+        try:
+            stored = self._read_meta()
+            self._meta_written = stored is not None
+            self._codec = resolve_recorded_format(format, stored, self._where)
+        except BaseException:
+            self.close()
+            raise
 
     def _read_meta(self) -> str | None:
         try:

@@ -35,7 +35,8 @@ def object_location(
                     f"{path!r} names no object: use s3://bucket/prefix/name, or pass key="
                 )
             return open_object_store(S3_SCHEME + prefix), key
-        return open_object_store(path), _checked(key)
+        key = _checked(key)
+        return open_object_store(path), key
     if key is not None:
         raise InvalidArgumentError(
             f"key= is for object stores; {os.fspath(path)!r} is a local file"

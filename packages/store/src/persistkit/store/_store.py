@@ -121,17 +121,24 @@ class AtomicStore(Generic[T]):
         check_durability(durability)
         where = object_location(path, key)
         self._object = None if where is None else ObjectValue(*where)
-        self._in_transaction = False
-        self._lock: FileLock | None = None
-        self.path = os.fspath(path) if self._object is None else self._object.where  # type: ignore[arg-type] # an ObjectStore never reaches fspath
-        self._format = format
-        self.codec = _resolve(format, is_binary, dump_kwargs, load_kwargs)
-        self._json_dump_kwargs = self.codec.dump_kwargs if _is_json(format) else None
-        self.durability: Durability = durability
-        self.ignore_inner_exits = bool(ignore_inner_exits)
-        self._default = _copy_default(default)
-        self._depth = 0
-        self.value: T = self._read()
+        try:
+            self._in_transaction = False
+            self._lock: FileLock | None = None
+            self.path = os.fspath(path) if self._object is None else self._object.where  # type: ignore[arg-type] # an ObjectStore never reaches fspath
+            self._format = format
+            self.codec = _resolve(format, is_binary, dump_kwargs, load_kwargs)
+            self._json_dump_kwargs = self.codec.dump_kwargs if _is_json(format) else None
+            self.durability: Durability = durability
+            self.ignore_inner_exits = bool(ignore_inner_exits)
+            self._default = _copy_default(default)
+            self._depth = 0
+            self.value: T = self._read()
+        except BaseException:
+            # An object store opened from a URL is this store's: a caller that keeps the
+            # error (and its traceback) must not keep its connections.
+            if self._object is not None and not isinstance(path, ObjectStore):
+                self._object.objects.close()
+            raise
 
     @property
     def is_binary(self) -> bool:

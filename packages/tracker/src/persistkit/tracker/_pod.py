@@ -509,8 +509,13 @@ def _open_object_state(
     owned = not isinstance(location, ObjectStore)
     store = location if isinstance(location, ObjectStore) else open_object_store(location)
     state = ObjectState(store, file_size=file_size, read_only=read_only, owns_store=owned)
-    with _exit_hooks.signals_deferred():
-        state.load()
+    try:
+        with _exit_hooks.signals_deferred():
+            state.load()
+    except BaseException:
+        if owned:
+            store.close()
+        raise
     _exit_hooks.register(state)
     return state
 
