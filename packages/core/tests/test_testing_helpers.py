@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import errno
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from persistkit.core.testing import (
     crash_at_every_call,
     inject_error,
     record_calls,
+    sockets_left_open,
 )
 
 
@@ -148,3 +150,24 @@ def test_spawn_python_and_kill_hard_kill_a_real_program_at_a_chosen_moment(
     finished.wait()
     with pytest.raises(ChildError):
         kill_hard(finished)
+
+
+def test_sockets_left_open_names_what_a_failed_operation_still_holds() -> None:
+    held: list[socket.socket] = []
+
+    def leaks() -> None:
+        held.extend(socket.socketpair())
+        raise ValueError("failed after connecting")
+
+    def cleans_up() -> None:
+        pair = socket.socketpair()
+        for end in pair:
+            end.close()
+        raise ValueError("failed, closed first")
+
+    assert len(sockets_left_open(leaks, ValueError)) == 2
+    assert sockets_left_open(cleans_up, ValueError) == set()
+    for end in held:
+        end.close()
+    with pytest.raises(AssertionError, match="did not raise ValueError"):
+        sockets_left_open(lambda: None, ValueError)

@@ -28,7 +28,7 @@ hook that seam:
   the faults a server gives only by bad luck (a reply lost after the write was applied, a
   dropped connection, a condition ignored).
 - `leftovers` and `snapshot_tree` tell what a crash left behind and whether a read changed
-  anything; `open_sockets` whether a failed open left a connection behind. The pytest
+  anything; `sockets_left_open` whether a failed open left a connection behind. The pytest
   plugin `persistkit.core.pytest_plugin` (registered automatically when pytest runs) wraps
   these in fixtures.
 - `power_cut_fs` mounts the power-cut filesystem (a FUSE filesystem that keeps what a power
@@ -108,11 +108,11 @@ __all__ = [
     "kill_hard",
     "leftovers",
     "mount_tmpfs",
-    "open_sockets",
     "power_cut_fs",
     "record_calls",
     "run_until_killed",
     "snapshot_tree",
+    "sockets_left_open",
     "spawn_python",
 ]
 
@@ -454,11 +454,24 @@ def leftovers(directory: str | os.PathLike[str], *, recursive: bool = False) -> 
     return sorted(found)
 
 
-def open_sockets() -> set[str]:
-    """Return the sockets this process holds open, as ``/proc`` names them (Linux).
+def sockets_left_open(operation: Callable[[], object], error: type[BaseException]) -> set[str]:
+    """Run ``operation``, which must raise ``error``; return the sockets it left open (Linux).
 
-    Compare the sets before and after an operation to see whether it left connections open.
+    They are counted while the error is still held, as by a caller that keeps it: its
+    traceback keeps alive whatever the operation built, connections included.
+
+    Raises:
+        AssertionError: ``operation`` returned instead of raising.
     """
+    before = _sockets()
+    try:
+        operation()
+    except error:
+        return _sockets() - before
+    raise AssertionError(f"{operation!r} did not raise {error.__name__}")
+
+
+def _sockets() -> set[str]:
     found = set()
     for fd in os.listdir("/proc/self/fd"):
         try:
