@@ -292,7 +292,6 @@ class LaggingListing(LocalObjectStore):
         return (key for key in super().list(prefix, **options) if key not in self.hidden)
 
 
-@pytest.mark.s3
 def test_a_url_whose_store_fails_to_open_leaves_no_connection_open(
     s3_environment: S3Endpoint, s3_bucket: str
 ) -> None:

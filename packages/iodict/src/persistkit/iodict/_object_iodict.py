@@ -150,9 +150,9 @@ class ObjectIODict(IODict[KT, VT], object_store=True):
             )
         if use_xattrs is not None:
             raise InvalidArgumentError("use_xattrs applies to folders, not to object stores")
+        self._user_lock = resolve_user_lock(lock)  # checked before anything is opened
         self._owns_objects = not isinstance(path, ObjectStore)
         self._objects = open_object_store(path)
-        self._user_lock = resolve_user_lock(lock)
         self._read_only = read_only
         self._where = self._objects.location
         self._guard = threading.Lock()

@@ -119,25 +119,27 @@ class AtomicStore(Generic[T]):
         key: str | None = None,
     ) -> None:
         check_durability(durability)
+        # The arguments are checked before an object store is opened from a URL, so that
+        # only reading the value can fail with connections to close.
+        self.codec = _resolve(format, is_binary, dump_kwargs, load_kwargs)
+        self._default = _copy_default(default)
         where = object_location(path, key)
         self._object = None if where is None else ObjectValue(*where)
+        self._in_transaction = False
+        self._lock: FileLock | None = None
+        self.path = os.fspath(path) if self._object is None else self._object.where  # type: ignore[arg-type] # an ObjectStore never reaches fspath
+        self._format = format
+        self._json_dump_kwargs = self.codec.dump_kwargs if _is_json(format) else None
+        self.durability: Durability = durability
+        self.ignore_inner_exits = bool(ignore_inner_exits)
+        self._depth = 0
         try:
-            self._in_transaction = False
-            self._lock: FileLock | None = None
-            self.path = os.fspath(path) if self._object is None else self._object.where  # type: ignore[arg-type] # an ObjectStore never reaches fspath
-            self._format = format
-            self.codec = _resolve(format, is_binary, dump_kwargs, load_kwargs)
-            self._json_dump_kwargs = self.codec.dump_kwargs if _is_json(format) else None
-            self.durability: Durability = durability
-            self.ignore_inner_exits = bool(ignore_inner_exits)
-            self._default = _copy_default(default)
-            self._depth = 0
             self.value: T = self._read()
         except BaseException:
-            # An object store opened from a URL is this store's: a caller that keeps the
+            # The object store opened from a URL is this store's: a caller that keeps the
             # error (and its traceback) must not keep its connections.
-            if self._object is not None and not isinstance(path, ObjectStore):
-                self._object.objects.close()
+            if where is not None and where[0] is not path:
+                where[0].close()
             raise
 
     @property
